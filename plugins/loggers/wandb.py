@@ -1,0 +1,29 @@
+"""Weights & Biases logger: offline unless the user asks for online, one wandb run per stylefw run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's WandbLogger with stylefw's defaults.
+
+    ``mode`` defaults to ``$WANDB_MODE`` or ``offline``: runs never need an account or the
+    network; ``wandb sync <run dir>/wandb/offline-run-*`` uploads them later.
+    """
+
+    def __init__(self, save_dir: str, project: str = "stylefw", mode: str | None = None, **kwargs: Any) -> None:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)  # else wandb warns that the git root does not exist
+        super().__init__(save_dir=save_dir, project=project, mode=mode or os.environ.get("WANDB_MODE", "offline"),
+                         **kwargs)
+        # Lightning always passes anonymous=None, which recent wandb warns about on every init.
+        self._wandb_init.pop("anonymous", None)
+
+    def finish(self) -> None:
+        if self._experiment is not None:
+            self._experiment.finish()
+            self._experiment = None

@@ -1,0 +1,3 @@
+from stylefw.cli import main
+
+main()

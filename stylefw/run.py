@@ -1,0 +1,123 @@
+"""One stylefw run: build every plugin from the composed config, run the method, save the outputs."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from stylefw import experiment_log
+from stylefw.errors import StylefwError
+from stylefw.images import load_image, resolve_image_path
+from stylefw.loss import LossTerm
+from stylefw.method import Method, RunContext, RunResult
+from stylefw.objective import Objective
+from stylefw.outputs import check_output_path, write_run_outputs
+from stylefw.training import make_trainer
+
+
+def build(node: Any, what: str, **kwargs: Any) -> Any:
+    """instantiate() with plugin errors reported as one line naming the config entry."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, StylefwError):
+            raise error.__cause__ from None
+        raise StylefwError(f"{what} could not be built: {' '.join(str(error).split())}") from error
+
+
+def validate(cfg: DictConfig) -> None:
+    if not isinstance(cfg.size, int) or cfg.size < 1:
+        raise StylefwError(f"size={cfg.size} must be a positive whole number of pixels (the longest side)")
+    if cfg.threads is not None and (not isinstance(cfg.threads, int) or cfg.threads < 1):
+        raise StylefwError(f"threads={cfg.threads} must be a positive whole number or null (torch's default)")
+
+
+def build_terms(cfg: DictConfig) -> dict[str, LossTerm]:
+    """The always-on content term plus every term selected in the `loss` group, keyed by name."""
+    terms = {"content": build(cfg.content_loss, "content_loss")}
+    for name, term_cfg in (cfg.loss or {}).items():
+        if name in terms:
+            raise StylefwError(f"loss term name '{name}' is reserved for content_loss: rename the loss option")
+        terms[name] = build(term_cfg, f"loss.{name}")
+    for name, term in terms.items():
+        if not isinstance(term, LossTerm):
+            raise StylefwError(f"loss term '{name}' built a {type(term).__name__}, not a stylefw.loss.LossTerm")
+    return terms
+
+
+def build_logger(cfg: DictConfig, output_dir: Path) -> Any:
+    if not cfg.get("logger") or "_target_" not in cfg.logger:
+        return None
+    logger = build(cfg.logger, "logger", save_dir=str(output_dir))
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return logger
+
+
+def peak_memory_mb() -> dict[str, float]:
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    memory = {"peak_rss_mb": round(rss_kb / (1024 if sys.platform != "darwin" else 1024 * 1024), 1)}
+    if torch.cuda.is_available():
+        memory["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return memory
+
+
+def result_name(cfg: DictConfig) -> str:
+    content = resolve_image_path(cfg.content, "content").stem
+    style = resolve_image_path(cfg.style, "style").stem
+    return f"{content}_{style}.png"
+
+
+def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Run the job described by `cfg`, writing into `output_dir`; returns the metrics it saved."""
+    validate(cfg)
+    output = check_output_path(cfg.output, cfg.overwrite)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    pl.seed_everything(cfg.seed, verbose=False)
+
+    content = load_image(cfg.content, cfg.size, role="content")
+    style = load_image(cfg.style, cfg.size, role="style")
+    objective = Objective(build(cfg.backbone, "backbone"), build_terms(cfg))
+    method: Method = build(cfg.method, "method")
+    optimizer = build(cfg.optimizer, "optimizer", _partial_=True)
+    logger = build_logger(cfg, output_dir)
+    context = RunContext(
+        content=content, style=style, objective=objective, optimizer=optimizer, logger=logger,
+        output_dir=output_dir,
+        make_trainer=lambda **kwargs: make_trainer(cfg.trainer, logger=logger, default_root_dir=output_dir, **kwargs),
+    )
+    started = time.perf_counter()
+    status = "failed"
+    try:
+        result: RunResult = method.run(context)
+        status = result.status
+        experiment_log.log_image(logger, "result", result.image, result.steps)
+    finally:
+        experiment_log.finish(logger, "success" if status == "completed" else status)
+    seconds = time.perf_counter() - started
+
+    metrics = {
+        "status": result.status,
+        "steps": result.steps,
+        "seconds": round(seconds, 3),
+        "seconds_per_step": round(seconds / max(result.steps, 1), 4),
+        "size": list(result.image.shape[-2:]),
+        "loss": result.losses,
+        **peak_memory_mb(),
+        **result.extra,
+    }
+    png = write_run_outputs(result.image, result_name(cfg), OmegaConf.to_yaml(cfg, resolve=True), metrics,
+                            output_dir, output, cfg.overwrite)
+    metrics["image"] = str(png)
+    if output is not None:
+        metrics["output"] = str(output)
+    return metrics

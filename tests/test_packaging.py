@@ -1,0 +1,21 @@
+"""A built wheel carries the configs, the bundled images and the plugins (so `pip install .` works)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_contains_configs_assets_and_plugins(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("stylefw-*.whl"))).namelist())
+    for required in ("stylefw/conf/config.yaml", "stylefw/conf/backbone/vgg19.yaml", "stylefw/conf/loss/gram.yaml",
+                     "stylefw/assets/astronaut.jpg", "stylefw/assets/church_at_auvers.jpg",
+                     "stylefw/plugins/backbones/vgg.py", "stylefw/plugins/methods/pixel.py", "stylefw/cli.py"):
+        assert required in names, required
+    assert not any(name.startswith("plugins/") for name in names)  # no top-level `plugins` module

@@ -1,0 +1,126 @@
+"""End-to-end runs in process on tiny images with a random-weight backbone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from stylefw.errors import StylefwError
+from stylefw.images import load_image
+from stylefw.outputs import CONFIG_CHUNK
+from stylefw.run import run
+
+
+def test_run_writes_image_config_and_metrics(compose_cfg, tmp_path: Path) -> None:
+    metrics = run(compose_cfg(), tmp_path)
+    png = tmp_path / "astronaut_church_at_auvers.png"
+    assert metrics["image"] == str(png) and metrics["status"] == "completed" and metrics["steps"] == 3
+    with Image.open(png) as image:
+        assert image.size == (32, 32)
+        stored = yaml.safe_load(image.text[CONFIG_CHUNK])
+    assert stored["size"] == 32 and stored["backbone"]["weights"] == "random"
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == stored
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(saved["loss"]) == {"content", "gram", "tv", "total"}
+    assert saved["seconds"] > 0 and saved["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimization_lowers_the_objective(compose_cfg, tmp_path: Path, optimizer: str) -> None:
+    """From a noise start the total loss must fall well below its starting value."""
+    from stylefw.objective import Objective
+    from stylefw.run import build_terms
+    from hydra.utils import instantiate
+
+    cfg = compose_cfg(f"optimizer={optimizer}", "method.init=noise", "method.steps=30", "optimizer.lr=0.05"
+                      if optimizer == "adam" else "optimizer.lr=1")
+    metrics = run(cfg, tmp_path)
+    objective = Objective(instantiate(cfg.backbone), build_terms(cfg))
+    objective.set_targets(content=load_image(cfg.content, 32), style=load_image(cfg.style, 32, "style"))
+    torch.manual_seed(cfg.seed)
+    with torch.no_grad():
+        start, _ = objective(torch.rand(1, 3, 32, 32))
+    assert metrics["loss"]["total"] < 0.5 * start.item()
+
+
+@pytest.mark.parametrize("init", ["content", "noise", "style"])
+def test_init_choices(compose_cfg, tmp_path: Path, init: str) -> None:
+    metrics = run(compose_cfg(f"method.init={init}", "method.steps=1"), tmp_path)
+    assert metrics["status"] == "completed"
+
+
+def test_init_from_an_image_file(compose_cfg, tmp_path: Path, tiny_image: Path) -> None:
+    assert run(compose_cfg(f"method.init={tiny_image}", "method.steps=1"), tmp_path)["status"] == "completed"
+
+
+def test_same_seed_same_image(compose_cfg, tmp_path: Path) -> None:
+    cfg = compose_cfg("method.init=noise")
+    a = load_image(run(cfg, tmp_path / "a")["image"], None)
+    b = load_image(run(cfg, tmp_path / "b")["image"], None)
+    assert torch.equal(a, b)
+
+
+def test_output_copy_never_overwrites(compose_cfg, tmp_path: Path) -> None:
+    target = tmp_path / "mine.png"
+    run(compose_cfg(f"output={target}"), tmp_path / "run1")
+    assert target.is_file()
+    before = target.read_bytes()
+    with pytest.raises(StylefwError, match="already exists.*overwrite=true"):
+        run(compose_cfg(f"output={target}"), tmp_path / "run2")
+    assert target.read_bytes() == before
+    assert not (tmp_path / "run2").exists()  # the check happens before any work
+    run(compose_cfg(f"output={target}", "overwrite=true", "seed=5", "method.init=noise"), tmp_path / "run3")
+    assert target.read_bytes() != before
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("size=0", "size=0 must be a positive"), ("method.steps=0", "at least 1"),
+     ("output=/nonexistent/dir/x.png", "does not exist"), ("output=x.jpg", "must end in .png"),
+     ("content=/no/such.jpg", "not found")],
+)
+def test_bad_settings_are_one_line_errors(compose_cfg, tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(StylefwError, match=message) as error:
+        run(compose_cfg(override), tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_interrupt_saves_the_current_image(compose_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylefw.training import StepProgressBar
+
+    original = StepProgressBar.on_train_batch_end
+
+    def interrupt_at_step_2(self, trainer, *args):
+        original(self, trainer, *args)
+        if trainer.global_step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(StepProgressBar, "on_train_batch_end", interrupt_at_step_2)
+    metrics = run(compose_cfg("method.steps=50"), tmp_path)
+    assert metrics["status"] == "interrupted" and metrics["steps"] == 2
+    assert Path(metrics["image"]).is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
+
+
+def test_two_wandb_runs_in_one_process_are_separate(compose_cfg, tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    run(compose_cfg("logger=wandb"), tmp_path / "a")
+    run(compose_cfg("logger=wandb"), tmp_path / "b")
+    runs = [list((tmp_path / name / "wandb").glob("offline-run-*")) for name in ("a", "b")]
+    assert len(runs[0]) == 1 and len(runs[1]) == 1
+    assert runs[0][0].name.rsplit("-", 1)[1] != runs[1][0].name.rsplit("-", 1)[1]  # distinct run ids
+    media = list((runs[0][0] / "files" / "media" / "images").glob("*.png"))
+    assert {p.name.split("_")[0] for p in media} == {"result"}
+
+
+def test_csv_logger_writes_metrics_and_images(compose_cfg, tmp_path: Path) -> None:
+    run(compose_cfg("logger=csv", "method.image_every=1"), tmp_path)
+    metrics_csv = next(tmp_path.glob("csv/*/metrics.csv")).read_text()
+    assert "loss/gram" in metrics_csv and "loss/total" in metrics_csv
+    assert sorted(p.name for p in tmp_path.glob("csv/*/images/*.png"))[:2] == ["image_000001.png", "image_000002.png"]
+    assert next(tmp_path.glob("csv/*/hparams.yaml")).read_text().count("backbone") >= 1
