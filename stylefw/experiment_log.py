@@ -8,14 +8,15 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from stylefw.images import save_png
+from stylefw.images import save_png, to_pil
 
 
 def log_image(logger: Any, key: str, image: torch.Tensor, step: int) -> None:
     if logger is None:
         return
     if hasattr(logger, "log_image"):
-        logger.log_image(key=key, images=[image.detach().clamp(0, 1)[0].cpu()], step=step)
+        # An 8-bit PIL image: wandb would cast a float tensor in [0, 1] straight to uint8 (all black).
+        logger.log_image(key=key, images=[to_pil(image)], step=step)
         return
     log_dir = getattr(logger, "log_dir", None)
     if log_dir:

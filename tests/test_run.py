@@ -116,6 +116,8 @@ def test_two_wandb_runs_in_one_process_are_separate(compose_cfg, tmp_path: Path)
     assert runs[0][0].name.rsplit("-", 1)[1] != runs[1][0].name.rsplit("-", 1)[1]  # distinct run ids
     media = list((runs[0][0] / "files" / "media" / "images").glob("*.png"))
     assert {p.name.split("_")[0] for p in media} == {"result"}
+    logged, saved = load_image(str(media[0]), None), load_image(str(tmp_path / "a" / "astronaut_church_at_auvers.png"), None)
+    assert torch.allclose(logged, saved, atol=1 / 255)  # the real picture, not a black or rescaled one
 
 
 def test_csv_logger_writes_metrics_and_images(compose_cfg, tmp_path: Path) -> None:

@@ -35,20 +35,18 @@ class PixelOptimization(pl.LightningModule):
     """The image is the only parameter; backbone weights and targets are frozen buffers."""
 
     def __init__(self, objective: Objective, content: torch.Tensor, style: torch.Tensor, init: torch.Tensor,
-                 optimizer: OptimizerFactory) -> None:
+                 optimizer: OptimizerFactory, clamp: bool) -> None:
         super().__init__()
         self.objective = objective
         self.register_buffer("content", content, persistent=False)
         self.register_buffer("style", style, persistent=False)
         self.image = nn.Parameter(init.clone())
         self.optimizer_factory = optimizer
-        self.clamp_each_step = False
+        self.clamp = clamp
 
     def on_fit_start(self) -> None:
         # Targets are computed here, once, on whatever device Lightning moved the module to.
         self.objective.set_targets(content=self.content, style=self.style)
-        # L-BFGS's curvature pairs assume unconstrained steps; first-order optimizers are clamped to [0, 1].
-        self.clamp_each_step = not isinstance(self.trainer.optimizers[0], torch.optim.LBFGS)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         total, parts = self.objective(self.image)
@@ -57,7 +55,7 @@ class PixelOptimization(pl.LightningModule):
         return total
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
-        if self.clamp_each_step:
+        if self.clamp:
             with torch.no_grad():
                 self.image.clamp_(0, 1)
 
@@ -76,13 +74,17 @@ class PixelMethod(Method):
         init: ``content``, ``noise`` (uniform), ``style`` (resized to the content), or an image path.
         log_every: log loss terms every N steps.
         image_every: log the current image every N steps (0 = only the final image).
+        clamp: project the image back into [0, 1] after every step. Without it L-BFGS drifts
+            outside the displayable range and the saved (clipped) image loses part of what was optimized.
     """
 
-    def __init__(self, steps: int = 300, init: str = "content", log_every: int = 10, image_every: int = 100) -> None:
+    def __init__(self, steps: int = 300, init: str = "content", log_every: int = 10, image_every: int = 100,
+                 clamp: bool = True) -> None:
         if steps < 1:
             raise StylefwError(f"method.steps={steps} must be at least 1")
         self.steps, self.init = steps, init
         self.log_every, self.image_every = log_every, image_every
+        self.clamp = clamp
 
     def initial_image(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         size = content.shape[-2:]
@@ -98,7 +100,7 @@ class PixelMethod(Method):
     def run(self, context: RunContext) -> RunResult:
         module = PixelOptimization(
             context.objective, context.content, context.style,
-            self.initial_image(context.content, context.style), context.optimizer,
+            self.initial_image(context.content, context.style), context.optimizer, self.clamp,
         )
         trainer = context.make_trainer(
             max_steps=self.steps,
