@@ -30,8 +30,12 @@ class LossTerm(nn.Module, ABC):
         self.weight = float(weight)
         self.layers = tuple(layers)
 
-    def set_targets(self, features: Mapping[str, torch.Tensor]) -> None:
-        """Store what the term compares against, computed once from the target image's features."""
+    def set_targets(self, features: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]) -> None:
+        """Store what the term compares against, computed once from the target images' features.
+
+        `features` holds one ``{layer: activation}`` mapping per target image (several style
+        images blend), `weights` their blend weights, summing to 1.
+        """
 
     @abstractmethod
     def forward(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
@@ -75,9 +79,19 @@ class FeatureMatchingLoss(LossTerm):
     def distance(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Unweighted distance between the image's raw `feature` and the stored `target` representation."""
 
-    def set_targets(self, features: Mapping[str, torch.Tensor]) -> None:
+    def blend(self, representations: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+        """One target from the representations of several target images; `weights` sum to 1.
+
+        The weighted mean, which is what blending means for averaged statistics such as Gram
+        matrices. Terms whose representation does not average meaningfully override this.
+        """
+        return sum(weight * representation for weight, representation in zip(weights, representations))
+
+    def set_targets(self, features: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]) -> None:
         for layer in self.layers:
-            self.register_buffer(self._buffer_name(layer), self.represent(features[layer]).detach(), persistent=False)
+            representations = [self.represent(example[layer]).detach() for example in features]
+            target = representations[0] if len(representations) == 1 else self.blend(representations, weights)
+            self.register_buffer(self._buffer_name(layer), target, persistent=False)
 
     def target(self, layer: str) -> torch.Tensor:
         try:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from stylefw.backbone import SequentialBackbone
+from stylefw.errors import StylefwError
 from stylefw.loss import LossTerm
+
+
+def normalized_weights(weights: Sequence[float] | None, count: int, role: str) -> list[float]:
+    """`weights` scaled to sum to 1 (equal weights when None)."""
+    if weights is None:
+        return [1.0 / count] * count
+    weights = [float(weight) for weight in weights]
+    if len(weights) != count or any(weight < 0 for weight in weights) or sum(weights) <= 0:
+        raise StylefwError(
+            f"{role} weights {weights} do not fit {count} {role} image(s): give one non-negative weight per image"
+        )
+    return [weight / sum(weights) for weight in weights]
 
 
 class Objective(nn.Module):
@@ -34,16 +47,23 @@ class Objective(nn.Module):
         )
 
     @torch.no_grad()
-    def set_targets(self, **images: torch.Tensor) -> None:
-        """Compute each term's targets from the image it names (``content=...``, ``style=...``)."""
-        for role, image in images.items():
+    def set_targets(self, weights: Mapping[str, Sequence[float]] | None = None,
+                    **images: torch.Tensor | Sequence[torch.Tensor]) -> None:
+        """Compute each term's targets from the image(s) it names (``content=...``, ``style=...``).
+
+        A role may get several images (``style=[a, b]``); terms then blend their targets with
+        ``weights[role]`` (normalized to sum to 1; equal weights when not given).
+        """
+        for role, given in images.items():
             layers = self.layers_for(role)
             if not layers:
                 continue
-            features = self.backbone(image, layers)
+            examples = [given] if isinstance(given, torch.Tensor) else list(given)
+            features = [self.backbone(image, layers) for image in examples]
+            blend = normalized_weights((weights or {}).get(role), len(examples), role)
             for term in self.terms.values():
                 if term.target_image == role:
-                    term.set_targets(features)
+                    term.set_targets(features, blend)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss and each term's weighted value."""

@@ -52,7 +52,7 @@ class TestGram:
         style = {"a": torch.randn(1, 3, 4, 4), "b": torch.randn(1, 5, 2, 2)}
         image = {"a": torch.randn(1, 3, 4, 4), "b": torch.randn(1, 5, 2, 2)}
         term = GramLoss(weight=7.0, layers=["a", "b"])
-        term.set_targets(style)
+        term.set_targets([style], [1.0])
         expected = 7.0 * 0.5 * (gram_loss(image["a"], gram_matrix(style["a"]))
                                 + gram_loss(image["b"], gram_matrix(style["b"])))
         torch.testing.assert_close(term(image, torch.zeros(1)), expected)
@@ -60,7 +60,7 @@ class TestGram:
     def test_targets_are_frozen_non_persistent_buffers(self) -> None:
         term = GramLoss(layers=["a"])
         features = torch.randn(1, 3, 4, 4, requires_grad=True)
-        term.set_targets({"a": features})
+        term.set_targets([{"a": features}], [1.0])
         assert not term.target("a").requires_grad
         assert "target_a" in dict(term.named_buffers())
         assert term.state_dict() == {}
@@ -81,7 +81,7 @@ class TestContent:
     def test_zero_at_the_target_and_module_matches_function(self) -> None:
         content = {"relu4_2": torch.randn(1, 4, 3, 3)}
         term = ContentLoss(weight=3.0)
-        term.set_targets(content)
+        term.set_targets([content], [1.0])
         assert term(content, torch.zeros(1)).item() == 0.0
         other = {"relu4_2": torch.randn(1, 4, 3, 3)}
         torch.testing.assert_close(term(other, torch.zeros(1)), 3.0 * content_loss(other["relu4_2"], content["relu4_2"]))

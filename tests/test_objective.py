@@ -75,3 +75,25 @@ def test_only_the_image_gets_gradients() -> None:
     assert image.grad is not None and image.grad.abs().sum() > 0
     assert all(p.grad is None for p in objective.parameters())
     assert all(not b.requires_grad for b in objective.buffers())
+
+
+def test_several_style_images_blend_their_gram_targets() -> None:
+    objective = build()
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 24, 40)
+    objective.set_targets(weights={"style": [3, 1]}, content=torch.rand(1, 3, 32, 32), style=[a, b])
+    gram = objective.terms["gram"]
+    with torch.no_grad():
+        features_a, features_b = objective.backbone(a, gram.layers), objective.backbone(b, gram.layers)
+    for layer in gram.layers:
+        expected = 0.75 * gram.represent(features_a[layer]) + 0.25 * gram.represent(features_b[layer])
+        torch.testing.assert_close(gram.target(layer), expected)
+
+
+def test_blend_weights_must_fit_the_images() -> None:
+    import pytest
+
+    from stylefw.errors import StylefwError
+
+    objective = build()
+    with pytest.raises(StylefwError, match="one non-negative weight per image"):
+        objective.set_targets(weights={"style": [1.0]}, style=[torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)])
