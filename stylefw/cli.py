@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from stylefw.errors import StylefwError
+from stylefw.errors import StylefwError, config_error_message, show_warnings_as_one_line
+from stylefw.schema import register_schema
 
 EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 3  # the run stopped (e.g. the loss became NaN); its last good image was saved
 EXIT_INTERRUPTED = 130
+_DEBUG_FLAG = re.compile(r"^\+{0,2}debug=(true|yes|on|1)$", re.IGNORECASE)
+
+register_schema()
+_show_tracebacks = False  # HYDRA_FULL_ERROR=1 or debug=true on the command line; set by main()
+_in_task = False  # tells an I/O error in Hydra's own set-up (the run folder) from one in a run
 
 
 @hydra.main(version_base="1.3", config_path="pkg://stylefw.conf", config_name="config")
@@ -24,15 +33,23 @@ def _task(cfg: DictConfig) -> float | None:
     quiet.configure(bool(cfg.verbose))
     from stylefw.run import run
 
+    global _in_task
     hydra_cfg = HydraConfig.get()
     single_run = hydra_cfg.mode == RunMode.RUN
+    _in_task = True
     try:
         metrics = run(cfg, Path(hydra_cfg.runtime.output_dir))
     except StylefwError as error:
-        if not single_run or os.environ.get("HYDRA_FULL_ERROR") == "1" or cfg.get("debug"):
+        if not single_run or _show_tracebacks or cfg.get("debug"):
             raise
-        print(f"stylefw: error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _fail(str(error), EXIT_USER_ERROR)
+    finally:
+        _in_task = False
+    if metrics["status"] == "failed":
+        print(f"stylefw: error: {metrics['error']}", file=sys.stderr)
+        if single_run:
+            sys.exit(EXIT_RUN_FAILED)
+        return None
     where = metrics.get("output", metrics["image"])
     if metrics["status"] == "interrupted":
         print(f"stylefw: interrupted after {metrics['steps']} steps; current result saved to {where}", file=sys.stderr)
@@ -43,8 +60,41 @@ def _task(cfg: DictConfig) -> float | None:
     return metrics["loss"]["total"]
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"stylefw: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _setup_error_message(error: BaseException) -> str | None:
+    """Hydra could not create the run folder or write its files there (e.g. the current folder is read-only)."""
+    if _in_task or not isinstance(error, OSError) or isinstance(error, BrokenPipeError):
+        return None
+    where = f" '{error.filename}'" if error.filename else ""
+    return (f"cannot write the run folder{where} ({error.strerror or error}): run stylefw from a writable folder "
+            "or set hydra.run.dir=/writable/folder (hydra.sweep.dir=... with -m)")
+
+
 def main() -> None:
-    _task()
+    global _show_tracebacks
+    _show_tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1" or any(map(_DEBUG_FLAG.match, sys.argv[1:]))
+    # Hydra then re-raises its own errors instead of printing them over several lines; they are reported below.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    show_warnings_as_one_line()
+    try:
+        _task()
+    except StylefwError as error:
+        if _show_tracebacks:
+            raise
+        _fail(str(error), EXIT_USER_ERROR)
+    except Exception as error:
+        message = None if _show_tracebacks else config_error_message(error) or _setup_error_message(error)
+        if message is None:
+            raise
+        _fail(message, EXIT_USER_ERROR)
+    except KeyboardInterrupt:  # Ctrl-C before or after the optimisation (during it, the run saves and returns)
+        if _show_tracebacks:
+            raise
+        _fail("interrupted before any result was made", EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 
+from stylefw.errors import StylefwError
 from stylefw.objective import Objective
+from stylefw.resources import available_memory_bytes
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 TrainerFactory = Callable[..., Any]  # (max_steps=..., callbacks=[...], **overrides) -> pytorch_lightning.Trainer
@@ -32,10 +34,11 @@ class RunContext:
 @dataclass
 class RunResult:
     image: torch.Tensor
-    losses: dict[str, float]
+    losses: dict[str, float | None]
     steps: int
-    status: str = "completed"  # or "interrupted"
+    status: str = "completed"  # or "interrupted", or "failed" (then `error` says why; `image` is the last good one)
     extra: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 class Method(ABC):
@@ -44,3 +47,42 @@ class Method(ABC):
     @abstractmethod
     def run(self, context: RunContext) -> RunResult:
         """Produce the stylized image."""
+
+    def peak_memory_bytes(self, height: int, width: int) -> int | None:
+        """Memory this method will add while making a `height` x `width` image; None: unknown (nothing checked).
+
+        Called before anything big is built, so it should stay on the safe side.
+        """
+        return None
+
+    def check_resources(self, height: int, width: int, device: torch.device) -> None:
+        """Fail at once, naming the largest size that fits, if the run would not fit in `device`'s free memory."""
+        needed = self.peak_memory_bytes(height, width)
+        available = available_memory_bytes(device) if needed is not None else None
+        if needed is None or available is None or needed <= available:
+            return
+        longest = max(height, width)
+        fits = _largest_fitting_side(lambda side: self.peak_memory_bytes(*_scaled(height, width, side)), longest,
+                                     available)
+        advice = f"use size={fits} or less" if fits else "free memory or use a machine with more"
+        raise StylefwError(
+            f"size={longest} needs about {needed / 2**30:.1f} GiB of memory for {type(self).__name__} "
+            f"but {available / 2**30:.1f} GiB is free on {device.type}: {advice} (or close other programs)"
+        )
+
+
+def _scaled(height: int, width: int, longest: int) -> tuple[int, int]:
+    scale = longest / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _largest_fitting_side(estimate: Callable[[int], int | None], upper: int, available: int) -> int:
+    """Largest longest side in [1, upper) whose estimate fits in `available` bytes (0 if none); by bisection."""
+    low, high = 0, upper
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (estimate(middle) or 0) <= available:
+            low = middle
+        else:
+            high = middle
+    return low

@@ -16,11 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from stylefw import experiment_log
 from stylefw.errors import StylefwError
-from stylefw.images import load_image, resolve_image_path
+from stylefw.checks import check_fits_backbone, check_optimizer, check_term_weights, failure_message
+from stylefw.images import load_image, planned_shape, resolve_image_path
 from stylefw.loss import LossTerm
 from stylefw.method import Method, RunContext, RunResult
 from stylefw.objective import Objective
 from stylefw.outputs import check_output_path, write_run_outputs
+from stylefw.resources import training_device
 from stylefw.training import make_trainer
 
 
@@ -35,10 +37,15 @@ def build(node: Any, what: str, **kwargs: Any) -> Any:
 
 
 def validate(cfg: DictConfig) -> None:
+    """Range checks the typed schema (stylefw/schema.py) cannot express, each naming the fix."""
     if not isinstance(cfg.size, int) or cfg.size < 1:
         raise StylefwError(f"size={cfg.size} must be a positive whole number of pixels (the longest side)")
     if cfg.threads is not None and (not isinstance(cfg.threads, int) or cfg.threads < 1):
         raise StylefwError(f"threads={cfg.threads} must be a positive whole number or null (torch's default)")
+    limit = cfg.get("max_image_pixels")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise StylefwError(f"max_image_pixels={limit} must be a positive whole number, or null for no limit")
+    check_term_weights(cfg)
 
 
 def build_terms(cfg: DictConfig) -> dict[str, LossTerm]:
@@ -84,11 +91,16 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     pl.seed_everything(cfg.seed, verbose=False)
 
-    content = load_image(cfg.content, cfg.size, role="content")
-    style = load_image(cfg.style, cfg.size, role="style")
-    objective = Objective(build(cfg.backbone, "backbone"), build_terms(cfg))
     method: Method = build(cfg.method, "method")
+    planned = planned_shape(cfg.content, cfg.size, role="content", max_pixels=cfg.max_image_pixels)
+    method.check_resources(*planned, training_device(cfg.trainer.get("accelerator", "auto")))
+    content = load_image(cfg.content, cfg.size, role="content", max_pixels=cfg.max_image_pixels)
+    style = load_image(cfg.style, cfg.size, role="style", max_pixels=cfg.max_image_pixels)
+    objective = Objective(build(cfg.backbone, "backbone"), build_terms(cfg))
+    for role in ("content", "style"):
+        check_fits_backbone(objective, cfg[role], role, cfg.size)
     optimizer = build(cfg.optimizer, "optimizer", _partial_=True)
+    check_optimizer(optimizer)
     logger = build_logger(cfg, output_dir)
     context = RunContext(
         content=content, style=style, objective=objective, optimizer=optimizer, logger=logger,
@@ -105,8 +117,12 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         experiment_log.finish(logger, "success" if status == "completed" else status)
     seconds = time.perf_counter() - started
 
+    png_path = output_dir / result_name(cfg)
+    if result.status == "failed":
+        result.error = failure_message(result, png_path)
     metrics = {
         "status": result.status,
+        **({"error": result.error} if result.error else {}),
         "steps": result.steps,
         "seconds": round(seconds, 3),
         "seconds_per_step": round(seconds / max(result.steps, 1), 4),
@@ -115,7 +131,9 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         **peak_memory_mb(),
         **result.extra,
     }
-    png = write_run_outputs(result.image, result_name(cfg), OmegaConf.to_yaml(cfg, resolve=True), metrics,
+    if result.status == "failed":
+        output = None  # a failed run's last good image stays in its run folder, not at the user's path
+    png = write_run_outputs(result.image, png_path.name, OmegaConf.to_yaml(cfg, resolve=True), metrics,
                             output_dir, output, cfg.overwrite)
     metrics["image"] = str(png)
     if output is not None:

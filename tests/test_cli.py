@@ -35,8 +35,8 @@ def test_tiny_run_is_quiet_and_names_its_output(tmp_path: Path) -> None:
 def test_help_lists_every_config_group_and_option(tmp_path: Path) -> None:
     result = stylefw("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for line in ("backbone: vgg16, vgg19", "loss: gram, tv", "method: pixel", "optimizer: adam, lbfgs",
-                 "logger: csv, none, wandb"):
+    for line in ("backbone: vgg16, vgg19", "loss: gram, hist, shifted_gram, tv", "method: pixel",
+                 "optimizer: adam, lbfgs", "logger: csv, none, wandb"):
         assert line in result.stdout
 
 
@@ -52,7 +52,8 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
 def test_unknown_plugin_lists_the_available_options(tmp_path: Path) -> None:
     result = stylefw("backbone=resnet", cwd=tmp_path)
     assert result.returncode != 0
-    assert "Could not find 'backbone/resnet'" in result.stderr and "vgg19" in result.stderr
+    assert result.stderr.startswith("stylefw: error: unknown backbone 'resnet': choose one of ")
+    assert "vgg19" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
 
 

@@ -37,7 +37,7 @@ def test_optimization_lowers_the_objective(compose_cfg, tmp_path: Path, optimize
     from stylefw.run import build_terms
     from hydra.utils import instantiate
 
-    cfg = compose_cfg(f"optimizer={optimizer}", "method.init=noise", "method.steps=30", "optimizer.lr=0.05"
+    cfg = compose_cfg(f"optimizer={optimizer}", "method.init=noise", "method.steps=30", "optimizer.lr=12.75"
                       if optimizer == "adam" else "optimizer.lr=1")
     metrics = run(cfg, tmp_path)
     objective = Objective(instantiate(cfg.backbone), build_terms(cfg))
@@ -126,3 +126,34 @@ def test_csv_logger_writes_metrics_and_images(compose_cfg, tmp_path: Path) -> No
     assert "loss/gram" in metrics_csv and "loss/total" in metrics_csv
     assert sorted(p.name for p in tmp_path.glob("csv/*/images/*.png"))[:2] == ["image_000001.png", "image_000002.png"]
     assert next(tmp_path.glob("csv/*/hparams.yaml")).read_text().count("backbone") >= 1
+
+
+@pytest.mark.parametrize("pixel_scale", [1.0, 255.0])
+def test_first_lbfgs_step_is_bounded_in_optimizer_units(compose_cfg, pixel_scale: float) -> None:
+    """torch's L-BFGS makes its first step with an L1 norm of at most lr in parameter units: in 0..255 units that
+    is at most 1/255 in pixels, small enough for a useful curvature pair; in 0..1 units it can be 255 times larger."""
+    from functools import partial
+
+    from hydra.utils import instantiate
+
+    from stylefw.objective import Objective
+    from stylefw.plugins.methods.pixel import PixelOptimization
+    from stylefw.run import build_terms
+
+    cfg = compose_cfg()
+    content, style = load_image(cfg.content, 32), load_image(cfg.style, 32, "style")
+    objective = Objective(instantiate(cfg.backbone), build_terms(cfg))
+    objective.set_targets(content=content, style=style)
+    module = PixelOptimization(objective, content, style, content, partial(torch.optim.LBFGS, lr=1, max_iter=1),
+                               clamp=False, pixel_scale=pixel_scale)
+    optimizer = module.configure_optimizers()
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        total, _ = objective(module.pixels())
+        total.backward()
+        return total
+
+    optimizer.step(closure)
+    moved = (module.pixels().detach() - content).abs().sum().item()
+    assert 0 < moved <= 1 / pixel_scale + 1e-6

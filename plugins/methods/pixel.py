@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from stylefw.errors import StylefwError
+from stylefw.errors import NonFiniteLossError, StylefwError
 from stylefw.experiment_log import ImageLogger
 from stylefw.images import load_image
 from stylefw.method import Method, OptimizerFactory, RunContext, RunResult
@@ -16,6 +16,14 @@ from stylefw.objective import Objective
 from stylefw.training import StepProgressBar, fit
 
 INIT_CHOICES = ("content", "noise", "style")
+
+# Peak-memory model, from the peak RSS of `stylefw size=S method.steps=N logger=none threads=1` (Caffe VGG19 to
+# relu5_1, L-BFGS) on CPU: +2.4-2.65 KB per output pixel between 128 and 512 px at 5 steps, and +3.9 KB/px more at
+# 256 px after 120 steps, when L-BFGS holds its full history of 100 image-sized (s, y) pairs (~40 B/px per step).
+ACTIVATION_BYTES_PER_PIXEL = 2_800
+HISTORY_BYTES_PER_PIXEL_PER_STEP = 40
+LBFGS_HISTORY = 100  # the lbfgs option's history_size; Adam keeps less, so the model is on the safe side for it
+FIXED_BYTES = 384 * 2**20  # backbone weights, Lightning, the logger's service process (~200 MB measured)
 
 
 class _Steps(Dataset):
@@ -32,24 +40,34 @@ class _Steps(Dataset):
 
 
 class PixelOptimization(pl.LightningModule):
-    """The image is the only parameter; backbone weights and targets are frozen buffers."""
+    """The image is the only parameter; backbone weights and targets are frozen buffers.
+
+    The parameter holds the pixels times `pixel_scale` (the optimizer's units); :meth:`pixels`
+    gives them back in [0, 1] for the objective.
+    """
 
     def __init__(self, objective: Objective, content: torch.Tensor, style: torch.Tensor, init: torch.Tensor,
-                 optimizer: OptimizerFactory, clamp: bool) -> None:
+                 optimizer: OptimizerFactory, clamp: bool, pixel_scale: float = 1.0) -> None:
         super().__init__()
         self.objective = objective
         self.register_buffer("content", content, persistent=False)
         self.register_buffer("style", style, persistent=False)
-        self.image = nn.Parameter(init.clone())
+        self.pixel_scale = float(pixel_scale)
+        self.image = nn.Parameter(init.clone() * self.pixel_scale)
         self.optimizer_factory = optimizer
         self.clamp = clamp
+        # The last image whose loss was finite, and its loss parts: what a run that blows up keeps.
+        self.register_buffer("last_good", init.clone(), persistent=False)
+        self.last_good_parts: dict[str, torch.Tensor] = {}
+        self.last_good_step = 0
 
     def on_fit_start(self) -> None:
         # Targets are computed here, once, on whatever device Lightning moved the module to.
         self.objective.set_targets(content=self.content, style=self.style)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        total, parts = self.objective(self.image)
+        total, parts = self.objective(self.pixels())
+        self.keep_if_finite(parts)
         self.log_dict({f"loss/{name}": value.detach() for name, value in parts.items()}, batch_size=1)
         self.log("loss/total", total.detach(), batch_size=1)
         return total
@@ -57,13 +75,31 @@ class PixelOptimization(pl.LightningModule):
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
         if self.clamp:
             with torch.no_grad():
-                self.image.clamp_(0, 1)
+                self.image.clamp_(0, self.pixel_scale)
+
+    def keep_if_finite(self, parts: dict[str, torch.Tensor]) -> None:
+        """Remember the current image if every loss term is finite, else stop the run (NonFiniteLossError)."""
+        if not parts:
+            return
+        values = torch.stack([value.detach() for value in parts.values()])
+        finite = torch.isfinite(values)
+        if bool(finite.all()):  # the one device sync this guard costs per evaluation
+            self.last_good.copy_(self.pixels().detach())
+            self.last_good_parts = {name: value for name, value in zip(parts, values)}
+            self.last_good_step = self.trainer.global_step
+            return
+        bad = [name for name, ok in zip(parts, finite.tolist()) if not ok]
+        kind = "NaN" if bool(torch.isnan(values).any()) else "infinite"
+        raise NonFiniteLossError(bad, self.trainer.global_step + 1, kind)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory([self.image])
 
+    def pixels(self) -> torch.Tensor:
+        return self.image / self.pixel_scale
+
     def current_image(self) -> torch.Tensor:
-        return self.image.detach().clamp(0, 1)
+        return self.pixels().detach().clamp(0, 1)
 
 
 class PixelMethod(Method):
@@ -76,15 +112,25 @@ class PixelMethod(Method):
         image_every: log the current image every N steps (0 = only the final image).
         clamp: project the image back into [0, 1] after every step. Without it L-BFGS drifts
             outside the displayable range and the saved (clipped) image loses part of what was optimized.
+        pixel_scale: the optimizer sees pixels in 0..pixel_scale units (default 255, as the Caffe-era
+            implementations optimize). torch's L-BFGS takes its first step with an L1 norm of ``lr`` in
+            parameter units; in [0, 1] units that step is so large that the curvature pair it yields
+            misleads every later step, and some image pairs diverge to noise within 3 steps (measured on
+            a landmark photo with the bundled Van Gogh at 64 and 192 px; in 0..255 units they converge).
+            Step sizes of first-order optimizers (``optimizer.lr``) are in these units too.
     """
 
     def __init__(self, steps: int = 300, init: str = "content", log_every: int = 10, image_every: int = 100,
-                 clamp: bool = True) -> None:
-        if steps < 1:
-            raise StylefwError(f"method.steps={steps} must be at least 1")
+                 clamp: bool = True, pixel_scale: float = 255.0) -> None:
+        for key, value, least in (("steps", steps, 1), ("log_every", log_every, 1), ("image_every", image_every, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise StylefwError(f"method.{key}={value} must be a whole number of at least {least}")
         self.steps, self.init = steps, init
         self.log_every, self.image_every = log_every, image_every
         self.clamp = clamp
+        if isinstance(pixel_scale, bool) or not isinstance(pixel_scale, (int, float)) or not pixel_scale > 0:
+            raise StylefwError(f"method.pixel_scale={pixel_scale} must be a positive number (255: 8-bit units)")
+        self.pixel_scale = float(pixel_scale)
 
     def initial_image(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         size = content.shape[-2:]
@@ -97,21 +143,38 @@ class PixelMethod(Method):
         image = load_image(self.init, None, role=f"method.init (one of {', '.join(INIT_CHOICES)} or an image)")
         return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
+    def peak_memory_bytes(self, height: int, width: int) -> int:
+        per_pixel = ACTIVATION_BYTES_PER_PIXEL + HISTORY_BYTES_PER_PIXEL_PER_STEP * min(self.steps, LBFGS_HISTORY)
+        return FIXED_BYTES + height * width * per_pixel
+
     def run(self, context: RunContext) -> RunResult:
         module = PixelOptimization(
             context.objective, context.content, context.style,
-            self.initial_image(context.content, context.style), context.optimizer, self.clamp,
+            self.initial_image(context.content, context.style), context.optimizer, self.clamp, self.pixel_scale,
         )
         trainer = context.make_trainer(
             max_steps=self.steps,
             callbacks=[StepProgressBar("stylizing"), ImageLogger(self.image_every)],
             log_every_n_steps=self.log_every,
         )
-        interrupted = fit(trainer, module, train_dataloaders=DataLoader(_Steps(self.steps), batch_size=1))
-        image = module.current_image()
-        with torch.no_grad():
-            _, parts = module.objective(image.to(module.device))
+        try:
+            interrupted = fit(trainer, module, train_dataloaders=DataLoader(_Steps(self.steps), batch_size=1))
+            image = module.current_image()
+            with torch.no_grad():
+                _, parts = module.objective(image.to(module.device))
+            module.keep_if_finite(parts)  # the last update is evaluated only here
+        except NonFiniteLossError as error:
+            return self.failed_result(module, error)
         losses = {name: float(value) for name, value in parts.items()}
         losses["total"] = sum(losses.values())
         return RunResult(image=image.cpu(), losses=losses, steps=trainer.global_step,
                          status="interrupted" if interrupted else "completed")
+
+    @staticmethod
+    def failed_result(module: PixelOptimization, error: NonFiniteLossError) -> RunResult:
+        """The last image whose loss was finite, with those losses and its step count, marked failed."""
+        losses = {name: float(value) for name, value in module.last_good_parts.items()}
+        losses["total"] = sum(losses.values()) if losses else None  # None: not even the first evaluation was finite
+        return RunResult(image=module.last_good.detach().clamp(0, 1).cpu(), losses=losses, steps=module.last_good_step,
+                         status="failed", error=str(error),
+                         extra={"failed_terms": error.terms, "failed_step": error.step})

@@ -1,0 +1,61 @@
+"""Crash-safe file writes: write to a temporary name in the target's folder, flush it to disk, then rename.
+
+A run killed mid-write (Ctrl-C, SIGKILL, a full disk) leaves either the previous file or the
+new one in place, never half of one: ``os.replace`` within one folder is atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once: os.umask can only be read by setting it
+
+
+def _move_without_replacing(temporary: str, path: Path) -> None:
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this filesystem (FAT, some network shares): claim the name, then replace it
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        os.replace(temporary, path)
+
+
+@contextmanager
+def atomic_write(path: Path | str, mode: str = "wb", *, replace: bool = True) -> Iterator[IO]:
+    """Open a temporary file next to `path`; on success it is renamed to `path`, on any error removed.
+
+    With ``replace=False`` an existing `path` is never replaced: FileExistsError if the name is taken.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600 files; results should get the usual permissions, like any file the user writes.
+        os.chmod(temporary, 0o666 & ~_UMASK)
+        with os.fdopen(handle, mode) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        if replace:
+            os.replace(temporary, path)
+        else:
+            _move_without_replacing(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic_write(path, "w", replace=True) as stream:
+        stream.write(text)
