@@ -16,11 +16,12 @@ from stylefw.method import Method
 EXPECTED_GROUPS = {
     "backbone": {"vgg16", "vgg19"},
     "content_loss": {"default"},
-    "loss": {"gram", "tv"},
+    "loss": {"gram", "hist", "shifted_gram", "tv"},
     "method": {"pixel"},
     "optimizer": {"adam", "lbfgs"},
     "trainer": {"default"},
     "logger": {"csv", "none", "wandb"},
+    "metrics": {"default", "none"},
 }
 
 
