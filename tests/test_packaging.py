@@ -16,6 +16,10 @@ def test_wheel_contains_configs_assets_and_plugins(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(next(tmp_path.glob("stylefw-*.whl"))).namelist())
     for required in ("stylefw/conf/config.yaml", "stylefw/conf/backbone/vgg19.yaml", "stylefw/conf/loss/gram.yaml",
                      "stylefw/assets/astronaut.jpg", "stylefw/assets/church_at_auvers.jpg",
-                     "stylefw/plugins/backbones/vgg.py", "stylefw/plugins/methods/pixel.py", "stylefw/cli.py"):
+                     "stylefw/plugins/backbones/vgg.py", "stylefw/plugins/methods/pixel.py", "stylefw/cli.py",
+                     "hydra_plugins/stylefw/__init__.py", "hydra_plugins/stylefw/composition.py",
+                     "hydra_plugins/stylefw/config_groups.py"):
         assert required in names, required
     assert not any(name.startswith("plugins/") for name in names)  # no top-level `plugins` module
+    assert "hydra_plugins/__init__.py" not in names  # a namespace package shared with every other Hydra plugin
+    assert not any(name.startswith(("examples/", "stylefw/plugins/hydra_plugins")) for name in names)
