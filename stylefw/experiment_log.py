@@ -25,6 +25,11 @@ def log_image(logger: Any, key: str, image: torch.Tensor, step: int) -> None:
         save_png(image, folder / f"{key}_{step:06d}.png")
 
 
+def log_metrics(logger: Any, values: dict[str, float], step: int) -> None:
+    if logger is not None and values:
+        logger.log_metrics(values, step=step)
+
+
 def finish(logger: Any, status: str) -> None:
     """Flush the logger and close its run, so a second run in this process starts a new one."""
     if logger is None:

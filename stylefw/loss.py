@@ -71,13 +71,13 @@ class FeatureMatchingLoss(LossTerm):
             )
         self.layer_weights = tuple(float(w) for w in layer_weights)
 
-    def represent(self, feature: torch.Tensor) -> torch.Tensor:
-        """The statistic compared at each layer (identity by default)."""
+    def represent(self, feature: torch.Tensor, layer: str) -> torch.Tensor:
+        """The statistic compared at `layer` (identity by default); `layer` serves terms configured per layer."""
         return feature
 
     @abstractmethod
-    def distance(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Unweighted distance between the image's raw `feature` and the stored `target` representation."""
+    def distance(self, feature: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
+        """Unweighted distance between the image's raw `feature` at `layer` and the stored `target` representation."""
 
     def blend(self, representations: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
         """One target from the representations of several target images; `weights` sum to 1.
@@ -89,7 +89,7 @@ class FeatureMatchingLoss(LossTerm):
 
     def set_targets(self, features: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]) -> None:
         for layer in self.layers:
-            representations = [self.represent(example[layer]).detach() for example in features]
+            representations = [self.represent(example[layer], layer).detach() for example in features]
             target = representations[0] if len(representations) == 1 else self.blend(representations, weights)
             self.register_buffer(self._buffer_name(layer), target, persistent=False)
 
@@ -101,7 +101,7 @@ class FeatureMatchingLoss(LossTerm):
 
     def forward(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = sum(
-            w * self.distance(features[layer], self.target(layer))
+            w * self.distance(features[layer], self.target(layer), layer)
             for layer, w in zip(self.layers, self.layer_weights)
         )
         return self.weight * total

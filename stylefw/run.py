@@ -19,6 +19,7 @@ from stylefw.errors import StylefwError
 from stylefw.checks import check_fits_backbone, check_optimizer, check_term_weights, failure_message
 from stylefw.images import load_image, planned_shape, resolve_image_path
 from stylefw.loss import LossTerm
+from stylefw.metrics import build_quality_metrics
 from stylefw.method import Method, RunContext, RunResult
 from stylefw.objective import Objective
 from stylefw.outputs import check_output_path, write_run_outputs
@@ -101,6 +102,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         check_fits_backbone(objective, cfg[role], role, cfg.size)
     optimizer = build(cfg.optimizer, "optimizer", _partial_=True)
     check_optimizer(optimizer)
+    quality_metrics = build_quality_metrics(cfg.get("metrics"))
     logger = build_logger(cfg, output_dir)
     context = RunContext(
         content=content, style=style, objective=objective, optimizer=optimizer, logger=logger,
@@ -112,7 +114,10 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     try:
         result: RunResult = method.run(context)
         status = result.status
+        quality = quality_metrics(result.image, content, style) if quality_metrics is not None else {}
         experiment_log.log_image(logger, "result", result.image, result.steps)
+        experiment_log.log_metrics(logger, {f"quality/{name}": value for name, value in quality.items()},
+                                   result.steps)
     finally:
         experiment_log.finish(logger, "success" if status == "completed" else status)
     seconds = time.perf_counter() - started
@@ -128,6 +133,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "seconds_per_step": round(seconds / max(result.steps, 1), 4),
         "size": list(result.image.shape[-2:]),
         "loss": result.losses,
+        **({"quality": quality} if quality else {}),
         **peak_memory_mb(),
         **result.extra,
     }

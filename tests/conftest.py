@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from stylefw.schema import register_schema
 
-TINY = [
+TINY_RUN = [
     "backbone.weights=random",
     "backbone.width=0.125",
     "size=32",
@@ -24,6 +24,8 @@ TINY = [
     "method.log_every=1",
     "logger=none",
 ]
+TINY_METRICS = ["metrics.backbone.weights=random", "++metrics.backbone.width=0.125", "metrics.size=32"]
+TINY = [*TINY_RUN, *TINY_METRICS]
 
 
 @pytest.fixture

@@ -222,19 +222,15 @@ class TestQualityMetrics:
 
 class TestConfig:
     def test_none_builds_nothing(self, compose_cfg) -> None:
-        assert build_quality_metrics(compose_cfg("+metrics=none").get("metrics")) is None
-        assert build_quality_metrics(compose_cfg().get("metrics")) is None
+        assert build_quality_metrics(compose_cfg("metrics=none", tiny=False).get("metrics")) is None
 
     def test_default_holds_the_caffe_vgg19_and_builds(self, compose_cfg) -> None:
-        cfg = compose_cfg("+metrics=default")
+        cfg = compose_cfg(tiny=False)
         assert cfg.metrics.backbone.arch == "vgg19" and cfg.metrics.backbone.weights == "caffe"
-        small = compose_cfg("+metrics=default", "metrics.backbone.weights=random", "+metrics.backbone.width=0.125",
-                            "metrics.size=32")
-        metrics = build_quality_metrics(small.metrics)
+        metrics = build_quality_metrics(compose_cfg().metrics)  # TINY: a small random backbone at 32 px
         assert isinstance(metrics, QualityMetrics) and metrics.size == 32
 
     def test_bad_setting_is_a_one_line_error(self, compose_cfg) -> None:
-        cfg = compose_cfg("+metrics=default", "metrics.backbone.weights=random", "+metrics.backbone.width=0.125",
-                          "metrics.quantiles=-1")
+        cfg = compose_cfg("metrics.quantiles=-1")
         with pytest.raises(StylefwError, match="metrics.quantiles=-1"):
             build_quality_metrics(cfg.metrics)

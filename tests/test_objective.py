@@ -85,7 +85,7 @@ def test_several_style_images_blend_their_gram_targets() -> None:
     with torch.no_grad():
         features_a, features_b = objective.backbone(a, gram.layers), objective.backbone(b, gram.layers)
     for layer in gram.layers:
-        expected = 0.75 * gram.represent(features_a[layer]) + 0.25 * gram.represent(features_b[layer])
+        expected = 0.75 * gram.represent(features_a[layer], layer) + 0.25 * gram.represent(features_b[layer], layer)
         torch.testing.assert_close(gram.target(layer), expected)
 
 

@@ -157,3 +157,24 @@ def test_first_lbfgs_step_is_bounded_in_optimizer_units(compose_cfg, pixel_scale
     optimizer.step(closure)
     moved = (module.pixels().detach() - content).abs().sum().item()
     assert 0 < moved <= 1 / pixel_scale + 1e-6
+
+
+def test_every_run_records_loss_independent_quality_scores(compose_cfg, tmp_path: Path) -> None:
+    metrics = run(compose_cfg("logger=csv"), tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())["quality"]
+    assert saved == metrics["quality"] and set(saved) == {"style_distance", "content_distance"}
+    assert all(value >= 0 for value in saved.values())
+    assert "quality/style_distance" in next(tmp_path.glob("csv/*/metrics.csv")).read_text()
+
+
+def test_quality_scores_rank_a_content_start_closer_to_the_content_than_a_noise_start(compose_cfg,
+                                                                                        tmp_path: Path) -> None:
+    kept = run(compose_cfg("method.steps=1"), tmp_path / "content")["quality"]
+    noise = run(compose_cfg("method.steps=1", "method.init=noise"), tmp_path / "noise")["quality"]
+    assert kept["content_distance"] < 0.1 < noise["content_distance"]
+
+
+def test_metrics_none_skips_the_scores(compose_cfg, tmp_path: Path) -> None:
+    from conftest import TINY_RUN
+
+    assert "quality" not in run(compose_cfg(*TINY_RUN, "metrics=none", tiny=False), tmp_path)

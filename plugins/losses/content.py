@@ -27,5 +27,5 @@ class ContentLoss(FeatureMatchingLoss):
                  layer_weights: Sequence[float] | None = None) -> None:
         super().__init__(weight, layers, layer_weights)
 
-    def distance(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def distance(self, feature: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
         return content_loss(feature, target)

@@ -40,8 +40,8 @@ class GramLoss(FeatureMatchingLoss):
                  layer_weights: Sequence[float] | None = None) -> None:
         super().__init__(weight, layers, layer_weights)
 
-    def represent(self, feature: torch.Tensor) -> torch.Tensor:
+    def represent(self, feature: torch.Tensor, layer: str) -> torch.Tensor:
         return gram_matrix(feature)
 
-    def distance(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def distance(self, feature: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
         return gram_loss(feature, target)

@@ -104,10 +104,10 @@ class HistogramLoss(FeatureMatchingLoss):
                  layer_weights: Sequence[float] | None = None) -> None:
         super().__init__(weight, layers, layer_weights)
 
-    def represent(self, feature: torch.Tensor) -> torch.Tensor:
+    def represent(self, feature: torch.Tensor, layer: str) -> torch.Tensor:
         return sorted_activations(feature)
 
-    def distance(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def distance(self, feature: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
         return histogram_loss(feature, target)
 
     def blend(self, representations: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -79,27 +79,20 @@ class ShiftedGramLoss(FeatureMatchingLoss):
         super().__init__(weight, layers, layer_weights)
         self.shifts = dict(zip(self.layers, _per_layer_shifts(shifts, len(self.layers))))
 
-    # represent() and distance() do not receive the layer, and δ differs per layer, so the per-layer
-    # shifted Grams are built here and the base class compares them with an identity represent().
-    def set_targets(self, features: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float]) -> None:
-        super().set_targets([self._represent_layers(example) for example in features], weights)
+    def represent(self, feature: torch.Tensor, layer: str) -> torch.Tensor:
+        return shifted_grams(feature, self._fitting_shifts(feature, layer))
 
-    def forward(self, features: Mapping[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return super().forward(self._represent_layers(features), image)
+    def distance(self, feature: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
+        return shifted_gram_loss(feature, target, self._fitting_shifts(feature, layer))
 
-    def distance(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean squared difference of stacked shifted Grams (`feature` is already represented)."""
-        return (feature - target).pow(2).mean()
-
-    def _represent_layers(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        for layer in self.layers:
-            height, width = features[layer].shape[-2:]
-            if max(self.shifts[layer]) >= min(height, width):
-                raise StylefwError(
-                    f"shifted_gram: shift {max(self.shifts[layer])} at {layer} does not fit its {height}x{width} "
-                    "feature map: lower that layer's loss.shifted_gram.shifts or raise size"
-                )
-        return {layer: shifted_grams(features[layer], self.shifts[layer]) for layer in self.layers}
+    def _fitting_shifts(self, feature: torch.Tensor, layer: str) -> tuple[int, ...]:
+        height, width = feature.shape[-2:]
+        if max(self.shifts[layer]) >= min(height, width):
+            raise StylefwError(
+                f"shifted_gram: shift {max(self.shifts[layer])} at {layer} does not fit its {height}x{width} "
+                "feature map: lower that layer's loss.shifted_gram.shifts or raise size"
+            )
+        return self.shifts[layer]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, shifts={[list(shifts) for shifts in self.shifts.values()]}"

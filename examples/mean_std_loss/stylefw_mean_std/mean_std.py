@@ -49,8 +49,8 @@ class MeanStdLoss(FeatureMatchingLoss):
                  layer_weights: Sequence[float] | None = None) -> None:
         super().__init__(weight, layers, layer_weights)
 
-    def represent(self, feature: torch.Tensor) -> torch.Tensor:
+    def represent(self, feature: torch.Tensor, layer: str) -> torch.Tensor:
         return channel_mean_std(feature)
 
-    def distance(self, feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def distance(self, feature: torch.Tensor, target: torch.Tensor, layer: str) -> torch.Tensor:
         return mean_std_loss(feature, target)
