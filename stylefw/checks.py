@@ -1,9 +1,8 @@
-"""Checks made before a run starts (each fails with the fix in one line), and the fix for a run that blew up."""
+"""Checks made before a run starts; each fails with the fix in one line."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,7 +10,6 @@ from omegaconf import DictConfig
 
 from stylefw.errors import StylefwError
 from stylefw.images import fit_longest_side, planned_shape
-from stylefw.method import RunResult
 from stylefw.objective import Objective
 
 
@@ -63,11 +61,3 @@ def check_optimizer(optimizer: Any) -> None:
     except (TypeError, ValueError) as error:
         raise StylefwError(f"optimizer could not be built ({' '.join(str(error).split())}): fix the optimizer.* "
                            "option it names (`stylefw --cfg job` shows them)") from None
-
-
-def failure_message(result: RunResult, png: Path) -> str:
-    """A failed run's error with the fix: which weights (or the step size) to lower, and where its image went."""
-    terms = result.extra.get("failed_terms") or []
-    keys = " or ".join(weight_key(term) for term in terms)
-    lower = f"lower {keys} or optimizer.lr" if keys else "lower optimizer.lr"
-    return f"{result.error}: {lower} (last good image saved to {png})"

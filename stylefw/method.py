@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from stylefw.errors import StylefwError
-from stylefw.objective import Objective
+from stylefw.context import OptimizerFactory, RunContext
 from stylefw.resources import available_memory_bytes
 
-OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
-TrainerFactory = Callable[..., Any]  # (max_steps=..., callbacks=[...], **overrides) -> pytorch_lightning.Trainer
-
-
-@dataclass
-class RunContext:
-    """Everything the core prepares for a method: images, objective and the Lightning plumbing."""
-
-    content: torch.Tensor
-    style: torch.Tensor
-    objective: Objective
-    optimizer: OptimizerFactory
-    make_trainer: TrainerFactory
-    logger: Any
-    output_dir: Path
+__all__ = ["Method", "OptimizerFactory", "RunContext", "RunResult"]
 
 
 @dataclass

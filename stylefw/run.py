@@ -10,31 +10,18 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from stylefw import experiment_log
 from stylefw.errors import StylefwError
-from stylefw.checks import check_fits_backbone, check_optimizer, check_term_weights, failure_message
-from stylefw.images import load_image, planned_shape, resolve_image_path
-from stylefw.loss import LossTerm
+from stylefw.builders import build, build_logger
+from stylefw.checks import check_term_weights, weight_key
+from stylefw.context import RunContext
+from stylefw.images import planned_shape, resolve_image_path
 from stylefw.metrics import build_quality_metrics
-from stylefw.method import Method, RunContext, RunResult
-from stylefw.objective import Objective
+from stylefw.method import Method, RunResult
 from stylefw.outputs import check_output_path, write_run_outputs
 from stylefw.resources import training_device
-from stylefw.training import make_trainer
-
-
-def build(node: Any, what: str, **kwargs: Any) -> Any:
-    """instantiate() with plugin errors reported as one line naming the config entry."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, StylefwError):
-            raise error.__cause__ from None
-        raise StylefwError(f"{what} could not be built: {' '.join(str(error).split())}") from error
 
 
 def validate(cfg: DictConfig) -> None:
@@ -47,27 +34,6 @@ def validate(cfg: DictConfig) -> None:
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise StylefwError(f"max_image_pixels={limit} must be a positive whole number, or null for no limit")
     check_term_weights(cfg)
-
-
-def build_terms(cfg: DictConfig) -> dict[str, LossTerm]:
-    """The always-on content term plus every term selected in the `loss` group, keyed by name."""
-    terms = {"content": build(cfg.content_loss, "content_loss")}
-    for name, term_cfg in (cfg.loss or {}).items():
-        if name in terms:
-            raise StylefwError(f"loss term name '{name}' is reserved for content_loss: rename the loss option")
-        terms[name] = build(term_cfg, f"loss.{name}")
-    for name, term in terms.items():
-        if not isinstance(term, LossTerm):
-            raise StylefwError(f"loss term '{name}' built a {type(term).__name__}, not a stylefw.loss.LossTerm")
-    return terms
-
-
-def build_logger(cfg: DictConfig, output_dir: Path) -> Any:
-    if not cfg.get("logger") or "_target_" not in cfg.logger:
-        return None
-    logger = build(cfg.logger, "logger", save_dir=str(output_dir))
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    return logger
 
 
 def peak_memory_mb() -> dict[str, float]:
@@ -95,26 +61,15 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     method: Method = build(cfg.method, "method")
     planned = planned_shape(cfg.content, cfg.size, role="content", max_pixels=cfg.max_image_pixels)
     method.check_resources(*planned, training_device(cfg.trainer.get("accelerator", "auto")))
-    content = load_image(cfg.content, cfg.size, role="content", max_pixels=cfg.max_image_pixels)
-    style = load_image(cfg.style, cfg.size, role="style", max_pixels=cfg.max_image_pixels)
-    objective = Objective(build(cfg.backbone, "backbone"), build_terms(cfg))
-    for role in ("content", "style"):
-        check_fits_backbone(objective, cfg[role], role, cfg.size)
-    optimizer = build(cfg.optimizer, "optimizer", _partial_=True)
-    check_optimizer(optimizer)
     quality_metrics = build_quality_metrics(cfg.get("metrics"))
     logger = build_logger(cfg, output_dir)
-    context = RunContext(
-        content=content, style=style, objective=objective, optimizer=optimizer, logger=logger,
-        output_dir=output_dir,
-        make_trainer=lambda **kwargs: make_trainer(cfg.trainer, logger=logger, default_root_dir=output_dir, **kwargs),
-    )
+    context = RunContext(cfg, output_dir, logger)
     started = time.perf_counter()
     status = "failed"
     try:
         result: RunResult = method.run(context)
         status = result.status
-        quality = quality_metrics(result.image, content, style) if quality_metrics is not None else {}
+        quality = quality_metrics(result.image, context.content, context.style) if quality_metrics else {}
         experiment_log.log_image(logger, "result", result.image, result.steps)
         experiment_log.log_metrics(logger, {f"quality/{name}": value for name, value in quality.items()},
                                    result.steps)
@@ -145,3 +100,11 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     if output is not None:
         metrics["output"] = str(output)
     return metrics
+
+
+def failure_message(result: RunResult, png: Path) -> str:
+    """A failed run's error with the fix: which weights (or the step size) to lower, and where its image went."""
+    terms = result.extra.get("failed_terms") or []
+    keys = " or ".join(weight_key(term) for term in terms)
+    lower = f"lower {keys} or optimizer.lr" if keys else "lower optimizer.lr"
+    return f"{result.error}: {lower} (last good image saved to {png})"

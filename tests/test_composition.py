@@ -21,7 +21,7 @@ from hydra_plugins.stylefw.composition import (
     split_combination,
 )
 from stylefw.loss import LossTerm
-from stylefw.run import build_terms
+from stylefw.builders import build_terms
 from test_cli import stylefw
 
 

@@ -82,7 +82,7 @@ def test_optimizer_options_build_an_optimizer(compose_cfg, option: str) -> None:
 
 @pytest.mark.parametrize("option", sorted(EXPECTED_GROUPS["logger"]))
 def test_logger_options_instantiate(compose_cfg, option: str, tmp_path: Path) -> None:
-    from stylefw.run import build_logger
+    from stylefw.builders import build_logger
 
     logger = build_logger(compose_cfg(f"logger={option}"), tmp_path)
     assert (logger is None) == (option == "none")

@@ -34,7 +34,7 @@ def test_run_writes_image_config_and_metrics(compose_cfg, tmp_path: Path) -> Non
 def test_optimization_lowers_the_objective(compose_cfg, tmp_path: Path, optimizer: str) -> None:
     """From a noise start the total loss must fall well below its starting value."""
     from stylefw.objective import Objective
-    from stylefw.run import build_terms
+    from stylefw.builders import build_terms
     from hydra.utils import instantiate
 
     cfg = compose_cfg(f"optimizer={optimizer}", "method.init=noise", "method.steps=30", "optimizer.lr=12.75"
@@ -138,7 +138,7 @@ def test_first_lbfgs_step_is_bounded_in_optimizer_units(compose_cfg, pixel_scale
 
     from stylefw.objective import Objective
     from stylefw.plugins.methods.pixel import PixelOptimization
-    from stylefw.run import build_terms
+    from stylefw.builders import build_terms
 
     cfg = compose_cfg()
     content, style = load_image(cfg.content, 32), load_image(cfg.style, 32, "style")
