@@ -102,3 +102,32 @@ class TestTotalVariation:
         term = TotalVariationLoss(weight=2.0)
         assert term.layers == ()
         torch.testing.assert_close(term({}, image), 2.0 * total_variation(image))
+
+
+class TestFusedGram:
+    """The fused head must equal autograd through gram_loss, in value and gradient."""
+
+    @pytest.mark.parametrize("shape", [(1, 3, 4, 5), (2, 4, 3, 3)])
+    def test_gradcheck_including_the_target(self, shape: tuple[int, ...]) -> None:
+        from stylefw.plugins.losses.fused_gram import GramMSE
+
+        features = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        asymmetric_target = torch.randn(shape[1], shape[1], dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(GramMSE.apply, (features, asymmetric_target))
+
+    def test_matches_autograd_through_gram_loss(self) -> None:
+        from stylefw.plugins.losses.fused_gram import fused_gram_loss
+
+        features = torch.randn(2, 16, 12, 10, requires_grad=True)
+        target = gram_matrix(torch.randn(1, 16, 12, 10))
+        reference, fused = gram_loss(features, target), fused_gram_loss(features, target)
+        (reference_grad,), (fused_grad,) = (torch.autograd.grad(loss, features) for loss in (reference, fused))
+        torch.testing.assert_close(fused, reference)
+        torch.testing.assert_close(fused_grad, reference_grad, rtol=1e-5, atol=1e-9)
+
+    def test_products_equal_their_matrix_forms(self) -> None:
+        from stylefw.plugins.losses.fused_gram import left_product, self_product
+
+        flat, matrix = torch.randn(2, 5, 7), torch.randn(2, 5, 5)
+        torch.testing.assert_close(self_product(flat), flat @ flat.transpose(1, 2))
+        torch.testing.assert_close(left_product(matrix, flat), matrix @ flat)

@@ -1,0 +1,121 @@
+"""Time per `method=pixel` step as a ratio of the hardware floor.
+
+Floor: one VGG19 forward to relu5_1 plus the backward to the input only (weights frozen), at
+the run's size. The step is the product's real path: the pixel method's LightningModule driven
+by Lightning, default losses (content + gram + tv) and L-BFGS. After every step a callback
+runs one floor pass, untimed by the step, so each step has a floor measured moments later;
+the ratio is the median of step/floor, which cancels slow drift in the machine's load.
+
+Variants of the Gram head run side by side in one process:
+  autograd  gram_loss differentiated by autograd (3 matrix products per layer)
+  fused     the GramMSE autograd function, products on oneDNN (stylefw's default)
+  fused-mm  the same function with BLAS bmm products
+
+    python benchmarks/pixel_step.py --sizes 256 512 --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import compose_config, median, table  # noqa: E402
+
+from stylefw import quiet  # noqa: E402
+from stylefw.context import RunContext  # noqa: E402
+from stylefw.builders import build  # noqa: E402
+
+VARIANTS = ("autograd", "fused", "fused-mm")
+
+
+def floor_pass(backbone: torch.nn.Module, image: torch.Tensor) -> None:
+    probe = image.detach().clone().requires_grad_()
+    backbone(probe, ("relu5_1",))["relu5_1"].sum().backward()
+
+
+class PairedTimer(pl.Callback):
+    """Times each training step, then one floor pass (outside the step's time)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.steps, self.floors = warmup, [], []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        elapsed = time.perf_counter() - self.started
+        floor_started = time.perf_counter()
+        floor_pass(module.objective.backbone, module.pixels())
+        floor = time.perf_counter() - floor_started
+        if batch_idx >= self.warmup:
+            self.steps.append(elapsed)
+            self.floors.append(floor)
+
+
+@contextmanager
+def gram_head(variant: str):
+    import stylefw.plugins.losses.fused_gram as fused
+    from stylefw.plugins.losses import gram
+
+    original_distance, original_self, original_left = gram.GramLoss.distance, fused.self_product, fused.left_product
+    if variant == "autograd":
+        gram.GramLoss.distance = lambda self, feature, target, layer: gram.gram_loss(feature, target)
+    elif variant == "fused-mm":
+        fused.self_product = lambda flat: torch.bmm(flat, flat.transpose(1, 2))
+        fused.left_product = lambda matrix, flat: torch.bmm(matrix, flat)
+    try:
+        yield
+    finally:
+        gram.GramLoss.distance, fused.self_product, fused.left_product = (original_distance, original_self,
+                                                                          original_left)
+
+
+def measure(size: int, steps: int, warmup: int, variant: str) -> tuple[float, float, float]:
+    """(median step s, median floor s, median step/floor) for one variant at one size."""
+    cfg = compose_config(f"size={size}", f"method.steps={steps + warmup}", "logger=none", "metrics=none")
+    context = RunContext(cfg, Path("/tmp/stylefw-bench"), logger=None)
+    method = build(cfg.method, "method")
+    timer = PairedTimer(warmup)
+    make_trainer = context.make_trainer
+    context.make_trainer = lambda **kwargs: make_trainer(**{**kwargs, "callbacks": [*kwargs["callbacks"], timer]})
+    with gram_head(variant):
+        method.run(context)
+    ratios = [step / floor for step, floor in zip(timer.steps, timer.floors)]
+    return median(timer.steps), median(timer.floors), median(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="each variant runs this often, interleaved")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    args = parser.parse_args()
+    quiet.configure(verbose=False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for size in args.sizes:
+        results = {variant: [] for variant in args.variants}
+        for _ in range(args.rounds):
+            for variant in args.variants:
+                results[variant].append(measure(size, args.steps, args.warmup, variant))
+        for variant, runs in results.items():
+            step, floor, ratio = (median([run[i] for run in runs]) for i in range(3))
+            rows.append((f"{size}²", variant, f"{step:.3f}", f"{floor:.3f}", f"**{ratio:.3f}**"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.steps} timed steps x {args.rounds} rounds per variant")
+    print(table(("size", "Gram head", "s/step", "floor s", "step ÷ floor"), rows))
+
+
+if __name__ == "__main__":
+    main()

