@@ -8,8 +8,7 @@ the ratio is the median of step/floor, which cancels slow drift in the machine's
 
 Variants of the Gram head run side by side in one process:
   autograd  gram_loss differentiated by autograd (3 matrix products per layer)
-  fused     the GramMSE autograd function, products on oneDNN (stylefw's default)
-  fused-mm  the same function with BLAS bmm products
+  fused     the GramMSE autograd function, one product per direction (stylefw's default)
 
     python benchmarks/pixel_step.py --sizes 256 512 --steps 20
 """
@@ -32,7 +31,7 @@ from stylefw import quiet  # noqa: E402
 from stylefw.context import RunContext  # noqa: E402
 from stylefw.builders import build  # noqa: E402
 
-VARIANTS = ("autograd", "fused", "fused-mm")
+VARIANTS = ("autograd", "fused")
 
 
 def floor_pass(backbone: torch.nn.Module, image: torch.Tensor) -> None:
@@ -61,20 +60,15 @@ class PairedTimer(pl.Callback):
 
 @contextmanager
 def gram_head(variant: str):
-    import stylefw.plugins.losses.fused_gram as fused
     from stylefw.plugins.losses import gram
 
-    original_distance, original_self, original_left = gram.GramLoss.distance, fused.self_product, fused.left_product
+    original = gram.GramLoss.distance
     if variant == "autograd":
         gram.GramLoss.distance = lambda self, feature, target, layer: gram.gram_loss(feature, target)
-    elif variant == "fused-mm":
-        fused.self_product = lambda flat: torch.bmm(flat, flat.transpose(1, 2))
-        fused.left_product = lambda matrix, flat: torch.bmm(matrix, flat)
     try:
         yield
     finally:
-        gram.GramLoss.distance, fused.self_product, fused.left_product = (original_distance, original_self,
-                                                                          original_left)
+        gram.GramLoss.distance = original
 
 
 def measure(size: int, steps: int, warmup: int, variant: str) -> tuple[float, float, float]:
