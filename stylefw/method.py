@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from stylefw.errors import StylefwError
 from stylefw.context import OptimizerFactory, RunContext
+from stylefw.images import planned_shape
 from stylefw.resources import available_memory_bytes
 
 __all__ = ["Method", "OptimizerFactory", "RunContext", "RunResult"]
@@ -24,14 +26,24 @@ class RunResult:
     status: str = "completed"  # or "interrupted", or "failed" (then `error` says why; `image` is the last good one)
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    name: str | None = None  # file name of `image` in the run folder (None: <content>_<style>.png)
+    references: tuple[torch.Tensor, torch.Tensor] | None = None  # (content, style) to score against; None: the run's
+    scored: bool = True  # False: `image` is not a stylization of one content (an overview): no quality scores
+    files: list[str] = field(default_factory=list)  # other outputs the run wrote, named in its final line
 
 
 class Method(ABC):
     """A `method` plugin. Instantiated from ``conf/method/<name>.yaml``; ``run`` does the work."""
 
+    modes: tuple[str, ...] = ("stylize",)  # values of the top-level `mode` key it takes; the first is its default
+
     @abstractmethod
     def run(self, context: RunContext) -> RunResult:
         """Produce the stylized image."""
+
+    def planned_shape(self, cfg: DictConfig) -> tuple[int, int] | None:
+        """(height, width) of the image the run will make, for :meth:`check_resources`; None: nothing to check."""
+        return planned_shape(cfg.content, cfg.size, role="content", max_pixels=cfg.max_image_pixels)
 
     def peak_memory_bytes(self, height: int, width: int) -> int | None:
         """Memory this method will add while making a `height` x `width` image; None: unknown (nothing checked).

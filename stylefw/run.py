@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +15,14 @@ from stylefw.errors import StylefwError
 from stylefw.builders import build, build_logger
 from stylefw.checks import check_term_weights, weight_key
 from stylefw.context import RunContext
-from stylefw.images import planned_shape, resolve_image_path
+from stylefw.creative import CreativeControls, quality_scores, stylize
+from stylefw.images import resolve_image_path
 from stylefw.metrics import build_quality_metrics
 from stylefw.method import Method, RunResult
 from stylefw.outputs import check_output_path, write_run_outputs
+from stylefw.peak_memory import peak_memory_mb, reset_peak_memory
 from stylefw.resources import training_device
+from stylefw.sweep_job import check_objective, objective_value
 
 
 def validate(cfg: DictConfig) -> None:
@@ -34,24 +35,38 @@ def validate(cfg: DictConfig) -> None:
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise StylefwError(f"max_image_pixels={limit} must be a positive whole number, or null for no limit")
     check_term_weights(cfg)
-
-
-def peak_memory_mb() -> dict[str, float]:
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    memory = {"peak_rss_mb": round(rss_kb / (1024 if sys.platform != "darwin" else 1024 * 1024), 1)}
-    if torch.cuda.is_available():
-        memory["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return memory
+    check_objective(cfg)
+    CreativeControls.from_config(cfg).check_files()
 
 
 def result_name(cfg: DictConfig) -> str:
+    """``<content>_<style>.png``; several styles are joined with ``+`` (``astronaut_church_at_auvers+night_cafe``)."""
     content = resolve_image_path(cfg.content, "content").stem
-    style = resolve_image_path(cfg.style, "style").stem
-    return f"{content}_{style}.png"
+    styles = "+".join(resolve_image_path(spec, "style").stem for spec in CreativeControls.from_config(cfg).styles)
+    return f"{content}_{styles}.png"
+
+
+def check_mode(cfg: DictConfig, method: Method) -> None:
+    mode = cfg.get("mode")
+    if mode is not None and mode not in method.modes:
+        raise StylefwError(f"mode={mode} is not a mode of {type(method).__name__}: use one of "
+                           f"{', '.join(method.modes)}, or leave mode unset")
+
+
+def result_quality(quality_metrics: Any, result: RunResult, context: RunContext) -> dict[str, float]:
+    """The loss-independent scores of the result, against the images the method names or else the run's."""
+    if quality_metrics is None or not result.scored:
+        return {}
+    if result.references is not None:
+        content, style = result.references
+        return quality_scores(quality_metrics, result.image, content, [style], [1.0])
+    return quality_scores(quality_metrics, result.image, context.original_content, context.original_styles,
+                          context.style_weights)
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run the job described by `cfg`, writing into `output_dir`; returns the metrics it saved."""
+    reset_peak_memory()  # a sweep's worker process runs job after job: record this run's peak, not theirs
     validate(cfg)
     output = check_output_path(cfg.output, cfg.overwrite)
     if cfg.threads:
@@ -59,17 +74,19 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, verbose=False)
 
     method: Method = build(cfg.method, "method")
-    planned = planned_shape(cfg.content, cfg.size, role="content", max_pixels=cfg.max_image_pixels)
-    method.check_resources(*planned, training_device(cfg.trainer.get("accelerator", "auto")))
+    check_mode(cfg, method)
+    planned = method.planned_shape(cfg)
+    if planned is not None:
+        method.check_resources(*planned, training_device(cfg.trainer.get("accelerator", "auto")))
     quality_metrics = build_quality_metrics(cfg.get("metrics"))
     logger = build_logger(cfg, output_dir)
     context = RunContext(cfg, output_dir, logger)
     started = time.perf_counter()
     status = "failed"
     try:
-        result: RunResult = method.run(context)
+        result: RunResult = stylize(method, context)  # method.run with the creative controls around it
         status = result.status
-        quality = quality_metrics(result.image, context.content, context.style) if quality_metrics else {}
+        quality = result_quality(quality_metrics, result, context)
         experiment_log.log_image(logger, "result", result.image, result.steps)
         experiment_log.log_metrics(logger, {f"quality/{name}": value for name, value in quality.items()},
                                    result.steps)
@@ -77,7 +94,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         experiment_log.finish(logger, "success" if status == "completed" else status)
     seconds = time.perf_counter() - started
 
-    png_path = output_dir / result_name(cfg)
+    png_path = output_dir / (result.name or result_name(cfg))
     if result.status == "failed":
         result.error = failure_message(result, png_path)
     metrics = {
@@ -91,7 +108,11 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         **({"quality": quality} if quality else {}),
         **peak_memory_mb(),
         **result.extra,
+        **({"files": result.files} if result.files else {}),
     }
+    objective = objective_value(metrics, cfg.get("objective"))
+    if objective is not None:
+        metrics["objective"] = objective  # what this run returns to a sweep (README "Sweeps")
     if result.status == "failed":
         output = None  # a failed run's last good image stays in its run folder, not at the user's path
     png = write_run_outputs(result.image, png_path.name, OmegaConf.to_yaml(cfg, resolve=True), metrics,
@@ -106,5 +127,6 @@ def failure_message(result: RunResult, png: Path) -> str:
     """A failed run's error with the fix: which weights (or the step size) to lower, and where its image went."""
     terms = result.extra.get("failed_terms") or []
     keys = " or ".join(weight_key(term) for term in terms)
-    lower = f"lower {keys} or optimizer.lr" if keys else "lower optimizer.lr"
+    step_size = result.extra.get("step_size_key", "optimizer.lr")
+    lower = f"lower {keys} or {step_size}" if keys else f"lower {step_size}"
     return f"{result.error}: {lower} (last good image saved to {png})"

@@ -8,8 +8,8 @@ with a message naming the fix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -18,6 +18,15 @@ PILLOW_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: 1024 * 1024 
 
 
 # OmegaConf reads these annotations at runtime, so they stay in typing's spelling (no `int | None`).
+@dataclass
+class ObjectiveConfig:
+    """The number a sweep's job returns (Optuna minimises it); see stylefw.sweep_job.objective_value."""
+
+    metric: str = "quality.style_distance"  # a key of metrics.json, dotted
+    content_distance_max: Optional[float] = None  # runs above it score penalty + the excess
+    penalty: float = 10.0  # failed runs score 2 x penalty; keep it above any value of the metric
+
+
 @dataclass
 class StylefwConfig:
     # Config groups (plugins): each holds the chosen option's node; their own keys are checked when built.
@@ -29,6 +38,9 @@ class StylefwConfig:
     trainer: Any = None
     logger: Any = None
     metrics: Any = None
+    hparams_search: Any = None  # an Optuna search; its options are `# @package _global_`, so this stays null
+    net: Any = None  # method=fast's transform net
+    data: Any = None  # method=fast's training photos
 
     content: str = "astronaut"  # an image path or a bundled name
     style: Any = "church_at_auvers"  # an image path or a bundled name (or several, where a method blends them)
@@ -40,6 +52,17 @@ class StylefwConfig:
     verbose: bool = False
     debug: bool = False
     max_image_pixels: Optional[int] = PILLOW_MAX_IMAGE_PIXELS
+    mode: Optional[str] = None  # method=fast: train, stylize or export (null: the method's default)
+    checkpoint: Optional[str] = None  # method=fast: a trained net's .ckpt or training run folder
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # what a sweep minimises
+
+    # Creative controls (stylefw/creative.py checks their ranges)
+    style_weights: Optional[List[float]] = None  # one per style; null: equal
+    style_scale: float = 1.0  # style images' longest side = size * style_scale
+    preserve_color: Optional[str] = None  # null (off), luminance or histogram
+    content_mask: Optional[str] = None  # region to stylize: white = stylize, black = keep
+    mask_style: Optional[str] = None  # style for the region outside content_mask (null: keep the content)
+    mask_feather: float = 8.0  # width of the mask's soft edge, in output pixels
 
 
 def register_schema() -> None:

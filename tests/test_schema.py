@@ -32,7 +32,8 @@ def test_schema_defaults_match_config_yaml() -> None:
     schema = StylefwConfig()
     for key, value in primary.items():
         if key not in ("defaults", "hydra"):
-            assert getattr(schema, key) == value, key
+            default = getattr(schema, key)
+            assert (dataclasses.asdict(default) if dataclasses.is_dataclass(default) else default) == value, key
 
 
 def test_default_limit_is_pillows() -> None:

@@ -8,16 +8,28 @@ from typing import Any
 
 from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 
+from stylefw.sweep_job import sweep_identity
+
 
 class WandbLogger(LightningWandbLogger):
     """Lightning's WandbLogger with stylefw's defaults.
 
     ``mode`` defaults to ``$WANDB_MODE`` or ``offline``: runs never need an account or the
     network; ``wandb sync <run dir>/wandb/offline-run-*`` uploads them later.
+
+    In a sweep (``stylefw -m``) every job is its own wandb run, and unless the config sets them
+    the runs share a ``group`` (the sweep's folder) and carry ``key=value`` tags: the job's
+    overrides and its plugin choices (``loss=gram+tv``), so the wandb UI groups and filters them.
     """
 
     def __init__(self, save_dir: str, project: str = "stylefw", mode: str | None = None, **kwargs: Any) -> None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)  # else wandb warns that the git root does not exist
+        identity = sweep_identity()
+        if identity is not None:
+            for key, value in (("group", identity.group), ("tags", identity.tags), ("name", identity.name)):
+                if kwargs.get(key) is None:
+                    kwargs[key] = value
+            _finish_leftover_run()
         super().__init__(save_dir=save_dir, project=project, mode=mode or os.environ.get("WANDB_MODE", "offline"),
                          **kwargs)
         # Lightning always passes anonymous=None, which recent wandb warns about on every init.
@@ -27,3 +39,11 @@ class WandbLogger(LightningWandbLogger):
         if self._experiment is not None:
             self._experiment.finish()
             self._experiment = None
+
+
+def _finish_leftover_run() -> None:
+    """Close a run an earlier job of this worker process left open, which Lightning would otherwise reuse."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()

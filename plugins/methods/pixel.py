@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -26,6 +28,20 @@ LBFGS_HISTORY = 100  # the lbfgs option's history_size; Adam keeps less, so the 
 FIXED_BYTES = 384 * 2**20  # backbone weights, Lightning, the logger's service process (~200 MB measured)
 
 
+def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """The image optimisation starts from, at the content's size: ``init`` is ``content``, ``noise`` (uniform in
+    [0, 1]), ``style`` (`style` resized to the content's size, stretched if its aspect differs), or an image path."""
+    size = content.shape[-2:]
+    if init == "content":
+        return content.clone()
+    if init == "noise":
+        return torch.rand_like(content)
+    if init == "style":
+        return F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    image = load_image(init, None, role=f"method.init (one of {', '.join(INIT_CHOICES)} or an image)")
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
 class _Steps(Dataset):
     """One dummy item per optimisation step: the image is the only thing being trained."""
 
@@ -43,15 +59,21 @@ class PixelOptimization(pl.LightningModule):
     """The image is the only parameter; backbone weights and targets are frozen buffers.
 
     The parameter holds the pixels times `pixel_scale` (the optimizer's units); :meth:`pixels`
-    gives them back in [0, 1] for the objective.
+    gives them back in [0, 1] for the objective. `styles` is one style image or several, whose
+    targets blend with `style_weights` (equal when None).
     """
 
-    def __init__(self, objective: Objective, content: torch.Tensor, style: torch.Tensor, init: torch.Tensor,
-                 optimizer: OptimizerFactory, clamp: bool, pixel_scale: float = 1.0) -> None:
+    def __init__(self, objective: Objective, content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor],
+                 init: torch.Tensor, optimizer: OptimizerFactory, clamp: bool, pixel_scale: float = 1.0,
+                 style_weights: Sequence[float] | None = None) -> None:
         super().__init__()
         self.objective = objective
         self.register_buffer("content", content, persistent=False)
-        self.register_buffer("style", style, persistent=False)
+        styles = [styles] if isinstance(styles, torch.Tensor) else list(styles)
+        self.style_buffers = [f"style_{index}" for index in range(len(styles))]  # buffers follow the module's device
+        for name, style in zip(self.style_buffers, styles):
+            self.register_buffer(name, style, persistent=False)
+        self.style_weights = list(style_weights) if style_weights is not None else None
         self.pixel_scale = float(pixel_scale)
         self.image = nn.Parameter(init.clone() * self.pixel_scale)
         self.optimizer_factory = optimizer
@@ -63,7 +85,9 @@ class PixelOptimization(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         # Targets are computed here, once, on whatever device Lightning moved the module to.
-        self.objective.set_targets(content=self.content, style=self.style)
+        styles = [getattr(self, name) for name in self.style_buffers]
+        self.objective.set_targets(weights={"style": self.style_weights} if self.style_weights else None,
+                                   content=self.content, style=styles)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         total, parts = self.objective(self.pixels())
@@ -107,7 +131,8 @@ class PixelMethod(Method):
 
     Args:
         steps: optimizer steps (one objective evaluation each with L-BFGS ``max_iter=1``).
-        init: ``content``, ``noise`` (uniform), ``style`` (resized to the content), or an image path.
+        init: ``content``, ``noise`` (uniform), ``style`` (the first style, resized to the content), or an
+            image path. Under ``preserve_color=luminance`` content and style are the run's grey luminance images.
         log_every: log loss terms every N steps.
         image_every: log the current image every N steps (0 = only the final image).
         clamp: project the image back into [0, 1] after every step. Without it L-BFGS drifts
@@ -133,15 +158,7 @@ class PixelMethod(Method):
         self.pixel_scale = float(pixel_scale)
 
     def initial_image(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        size = content.shape[-2:]
-        if self.init == "content":
-            return content.clone()
-        if self.init == "noise":
-            return torch.rand_like(content)
-        if self.init == "style":
-            return F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-        image = load_image(self.init, None, role=f"method.init (one of {', '.join(INIT_CHOICES)} or an image)")
-        return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+        return initial_image(self.init, content, style)
 
     def peak_memory_bytes(self, height: int, width: int) -> int:
         per_pixel = ACTIVATION_BYTES_PER_PIXEL + HISTORY_BYTES_PER_PIXEL_PER_STEP * min(self.steps, LBFGS_HISTORY)
@@ -149,8 +166,9 @@ class PixelMethod(Method):
 
     def run(self, context: RunContext) -> RunResult:
         module = PixelOptimization(
-            context.objective, context.content, context.style,
+            context.objective, context.content, context.styles,
             self.initial_image(context.content, context.style), context.optimizer, self.clamp, self.pixel_scale,
+            style_weights=context.style_weights,
         )
         trainer = context.make_trainer(
             max_steps=self.steps,
