@@ -35,7 +35,7 @@ def test_tiny_run_is_quiet_and_names_its_output(tmp_path: Path) -> None:
 def test_help_lists_every_config_group_and_option(tmp_path: Path) -> None:
     result = stylefw("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for line in ("backbone: vgg16, vgg19", "loss: gram, hist, shifted_gram, tv", "method: pixel",
+    for line in ("backbone: vgg16, vgg19", "loss: gram, hist, shifted_gram, tv", "method: fast, pixel",
                  "optimizer: adam, lbfgs", "logger: csv, none, wandb"):
         assert line in result.stdout
 

@@ -17,11 +17,13 @@ EXPECTED_GROUPS = {
     "backbone": {"vgg16", "vgg19"},
     "content_loss": {"default"},
     "loss": {"gram", "hist", "shifted_gram", "tv"},
-    "method": {"pixel"},
+    "method": {"pixel", "fast"},
     "optimizer": {"adam", "lbfgs"},
-    "trainer": {"default"},
+    "trainer": {"default", "ddp"},
     "logger": {"csv", "none", "wandb"},
     "metrics": {"default", "none"},
+    "net": {"johnson", "slim"},
+    "data": {"image_folder"},
 }
 
 

@@ -1,0 +1,53 @@
+"""ONNX export of a trained transform net, checked against torch with onnxruntime."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylefw.errors import StylefwError
+
+MIN_SIDE = 16  # the exported graph accepts any height and width from this up
+INPUT_NAME, OUTPUT_NAME = "image", "stylized"
+
+
+def export_onnx(net: torch.nn.Module, path: Path, example: torch.Tensor) -> Path:
+    """Write `net` (1×3×H×W in [0, 1] → 1×3×H×W) as one ONNX file with dynamic height and width.
+
+    Uses torch's ``torch.export``-based exporter; the file appears under its name only once
+    complete (written to a temporary name, then renamed).
+    """
+    net = net.eval().cpu()
+    height, width = (torch.export.Dim(name, min=MIN_SIDE) for name in ("height", "width"))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        # The exporter prints its progress and warns about internals; a run's console shows neither.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (example.cpu(),), str(temporary), dynamo=True, external_data=False,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_shapes={"image": {2: height, 3: width}})
+        os.replace(temporary, path)
+    except Exception as error:
+        raise StylefwError(f"the net could not be exported to ONNX ({' '.join(str(error).split())[:300]}): "
+                           "a custom net plugin must be traceable by torch.export") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def onnx_difference(path: Path, net: torch.nn.Module, image: torch.Tensor) -> tuple[np.ndarray, float]:
+    """onnxruntime's output for `image` and its largest absolute difference from torch's."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    exported = session.run(None, {INPUT_NAME: image.cpu().numpy().astype(np.float32)})[0]
+    with torch.no_grad():
+        reference = net.eval().cpu()(image.cpu()).numpy()
+    return exported, float(np.abs(exported - reference).max())
