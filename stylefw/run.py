@@ -102,6 +102,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         **({"error": result.error} if result.error else {}),
         "steps": result.steps,
         "seconds": round(seconds, 3),
+        "threads": torch.get_num_threads(),  # CPU results are bit-identical only with the same thread count
         "seconds_per_step": round(seconds / max(result.steps, 1), 4),
         "size": list(result.image.shape[-2:]),
         "loss": result.losses,

@@ -29,6 +29,15 @@ TINY = [*TINY_RUN, *TINY_METRICS]
 
 
 @pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the test, restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def compose_cfg() -> Iterator[Callable[..., DictConfig]]:
     """compose_cfg(*overrides, tiny=True): the config the CLI would build for those overrides."""
     GlobalHydra.instance().clear()

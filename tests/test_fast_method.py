@@ -23,12 +23,8 @@ TINY_FAST = ["method=fast", "threads=1", "net.width=0.125", "net.residual_blocks
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest on one thread (and a loaded machine does not stall them); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Tiny tensors run fastest on one thread (and a loaded machine does not stall them)."""
 
 
 def write_photos(folder: Path, count: int = 5) -> Path:

@@ -14,12 +14,8 @@ from stylefw.plugins.nets.johnson import TransformNet
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest on one thread (and a loaded machine does not stall them); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Tiny tensors run fastest on one thread (and a loaded machine does not stall them)."""
 
 
 @pytest.mark.parametrize(("length", "tile", "overlap", "align"), [(100, 40, 8, 4), (97, 32, 16, 4), (40, 40, 8, 4),

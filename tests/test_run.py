@@ -27,7 +27,7 @@ def test_run_writes_image_config_and_metrics(compose_cfg, tmp_path: Path) -> Non
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == stored
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert set(saved["loss"]) == {"content", "gram", "tv", "total"}
-    assert saved["seconds"] > 0 and saved["peak_rss_mb"] > 0
+    assert saved["seconds"] > 0 and saved["peak_rss_mb"] > 0 and saved["threads"] == torch.get_num_threads()
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -178,3 +178,42 @@ def test_metrics_none_skips_the_scores(compose_cfg, tmp_path: Path) -> None:
     from conftest import TINY_RUN
 
     assert "quality" not in run(compose_cfg(*TINY_RUN, "metrics=none", tiny=False), tmp_path)
+
+
+def test_coarse_to_fine_passes_start_from_the_previous_result(compose_cfg, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """method.scales runs one pass per size, each on targets at its own size, starting from the last pass upsampled."""
+    from stylefw.plugins.methods import pixel
+
+    passes: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
+    optimize = pixel.PixelMethod.optimize
+
+    def recording_optimize(self, context, content, styles, init):
+        passes.append((tuple(content.shape[-2:]), tuple(styles[0].shape[-2:]), tuple(init.shape[-2:])))
+        result = optimize(self, context, content, styles, init)
+        if len(passes) == 1:
+            assert not torch.equal(result.image, init), "the coarse pass changed nothing"
+        return result
+
+    monkeypatch.setattr(pixel.PixelMethod, "optimize", recording_optimize)
+    metrics = run(compose_cfg("size=64", "method.scales=[32,45]", "method.init=noise"), tmp_path)
+    assert [content for content, _, _ in passes] == [(32, 32), (45, 45), (64, 64)]
+    assert [init for _, _, init in passes] == [(32, 32), (45, 45), (64, 64)]
+    assert passes[0][1][0] < passes[2][1][0]  # the style shrinks with the pass
+    assert metrics["steps"] == 9 and metrics["status"] == "completed"
+    assert load_image(metrics["image"], None).shape[-2:] == (64, 64)
+
+
+def test_scales_must_increase(compose_cfg, tmp_path: Path) -> None:
+    with pytest.raises(StylefwError, match=r"method.scales=.*increasing"):
+        run(compose_cfg("method.scales=[64,32]"), tmp_path)
+    with pytest.raises(StylefwError, match=r"number of passes"):
+        run(compose_cfg("method.scales=0"), tmp_path)
+
+
+def test_a_count_of_scales_spaces_the_passes_by_root_two() -> None:
+    from stylefw.plugins.methods.pixel import pass_shapes
+
+    assert pass_shapes((512, 384), 3) == [(256, 192), (362, 272), (512, 384)]
+    assert pass_shapes((64, 64), 1) == [(64, 64)]
+    assert pass_shapes((20, 20), 3) == [(20, 20)]  # passes under 16 px are skipped

@@ -18,6 +18,7 @@ from stylefw.objective import Objective
 from stylefw.training import StepProgressBar, fit
 
 INIT_CHOICES = ("content", "noise", "style")
+SQRT2 = 2 ** 0.5
 
 # Peak-memory model, from the peak RSS of `stylefw size=S method.steps=N logger=none threads=1` (Caffe VGG19 to
 # relu5_1, L-BFGS) on CPU: +2.4-2.65 KB per output pixel between 128 and 512 px at 5 steps, and +3.9 KB/px more at
@@ -40,6 +41,44 @@ def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torc
         return F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
     image = load_image(init, None, role=f"method.init (one of {', '.join(INIT_CHOICES)} or an image)")
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def check_scales(scales: int | Sequence[int] | None) -> int | tuple[int, ...]:
+    """`method.scales`: a count of passes (whole number of at least 1) or increasing sizes of coarse passes."""
+    if scales is None:
+        return 1
+    if isinstance(scales, int) and not isinstance(scales, bool) and scales >= 1:
+        return scales
+    values = tuple(scales) if isinstance(scales, Sequence) and not isinstance(scales, str) else None
+    if values is None or any(isinstance(v, bool) or not isinstance(v, int) or v < 16 for v in values) \
+            or list(values) != sorted(set(values)):
+        raise StylefwError(f"method.scales={scales} must be a number of passes (e.g. 3: size/2, size/√2, size) "
+                           "or increasing sizes in pixels of at least 16, e.g. method.scales=[128,181,256]")
+    return values
+
+
+def pass_shapes(full: Sequence[int], scales: int | Sequence[int]) -> list[tuple[int, int]]:
+    """(height, width) of each pass, ending with the full size: with a count N, N passes √2 apart in side;
+    with sizes, those below the full size's longest side."""
+    longest = max(full)
+    sizes = [longest / SQRT2 ** k for k in range(scales - 1, 0, -1)] if isinstance(scales, int) else scales
+    coarse = [scaled_shape_of(full, size / longest) for size in sizes if 16 <= round(size) < longest]
+    return [*coarse, (int(full[0]), int(full[1]))]
+
+
+def scaled_shape_of(shape: Sequence[int], factor: float) -> tuple[int, int]:
+    return max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor))
+
+
+def scaled_shape(image: torch.Tensor, factor: float) -> tuple[int, int]:
+    return scaled_shape_of(image.shape[-2:], factor)
+
+
+def resized(image: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """`image` at `shape`, antialiased when shrinking; the same tensor when it already has that shape."""
+    if tuple(image.shape[-2:]) == tuple(shape):
+        return image
+    return F.interpolate(image, size=tuple(shape), mode="bilinear", align_corners=False, antialias=True)
 
 
 class _Steps(Dataset):
@@ -143,13 +182,20 @@ class PixelMethod(Method):
             misleads every later step, and some image pairs diverge to noise within 3 steps (measured on
             a landmark photo with the bundled Van Gogh at 64 and 192 px; in 0..255 units they converge).
             Step sizes of first-order optimizers (``optimizer.lr``) are in these units too.
+        scales: coarse-to-fine: a number of passes N, whose longest sides grow by √2 up to ``size``
+            (3 at 512: 256, 362, 512), or the longest sides, in increasing order and below ``size``, of the
+            passes that run before the one at ``size`` (``[128, 181, 256]`` before 362). Each pass runs ``steps``
+            steps with its own targets (content and style resized by the pass's share of ``size``, so
+            strokes keep their size relative to the image), starts from the previous pass's result
+            upsampled, and gets a fresh optimizer. 1, None or ``[]``: a single pass at ``size``.
     """
 
     def __init__(self, steps: int = 300, init: str = "content", log_every: int = 10, image_every: int = 100,
-                 clamp: bool = True, pixel_scale: float = 255.0) -> None:
+                 clamp: bool = True, pixel_scale: float = 255.0, scales: int | Sequence[int] | None = 1) -> None:
         for key, value, least in (("steps", steps, 1), ("log_every", log_every, 1), ("image_every", image_every, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise StylefwError(f"method.{key}={value} must be a whole number of at least {least}")
+        self.scales = check_scales(scales)
         self.steps, self.init = steps, init
         self.log_every, self.image_every = log_every, image_every
         self.clamp = clamp
@@ -165,14 +211,32 @@ class PixelMethod(Method):
         return FIXED_BYTES + height * width * per_pixel
 
     def run(self, context: RunContext) -> RunResult:
-        module = PixelOptimization(
-            context.objective, context.content, context.styles,
-            self.initial_image(context.content, context.style), context.optimizer, self.clamp, self.pixel_scale,
-            style_weights=context.style_weights,
-        )
+        full_size = context.content.shape[-2:]
+        image = self.initial_image(context.content, context.style)
+        steps = 0
+        for shape in pass_shapes(full_size, self.scales):
+            factor = max(shape) / max(full_size)
+            result = self.optimize(context, resized(context.content, shape),
+                                   [resized(style, scaled_shape(style, factor)) for style in context.styles],
+                                   resized(image, shape))
+            steps += result.steps
+            result.steps = steps
+            image = result.image
+            if result.status != "completed":
+                break
+        result.image = resized(result.image, full_size).clamp(0, 1)
+        return result
+
+    def optimize(self, context: RunContext, content: torch.Tensor, styles: list[torch.Tensor],
+                 init: torch.Tensor) -> RunResult:
+        """One pass: `steps` optimizer steps from `init` against targets from `content` and `styles`."""
+        module = PixelOptimization(context.objective, content, styles, init, context.optimizer, self.clamp,
+                                   self.pixel_scale, style_weights=context.style_weights)
         trainer = context.make_trainer(
             max_steps=self.steps,
-            callbacks=[StepProgressBar("stylizing"), ImageLogger(self.image_every)],
+            callbacks=[StepProgressBar("stylizing" if content.shape[-2:] == context.content.shape[-2:]
+                                       else f"stylizing at {max(content.shape[-2:])} px"),
+                       ImageLogger(self.image_every)],
             log_every_n_steps=self.log_every,
         )
         try:
