@@ -46,7 +46,7 @@ def main() -> None:
     for size in sorted(args.sizes):
         peak, status = peak_rss(size, args.steps, args.overrides)
         rows.append((f"{size}²", f"{peak / 1024:.2f}" if peak else "–", status))
-        print(rows[-1], flush=True)
+        print(f"{size}²: {rows[-1][1]} GiB, {status}", flush=True)  # progress: large sizes take minutes
     print(f"\nmethod=pixel, {args.steps} steps, overrides: {' '.join(args.overrides) or '(defaults)'}")
     print(table(("size", "peak RSS (GiB)", "status"), rows))
 

@@ -73,6 +73,11 @@ def _task(cfg: DictConfig) -> float | None:
             raise KeyboardInterrupt
         return metrics.get("objective")  # a job elsewhere stopped (SLURM's time limit): the sweep goes on
     print(f"Saved {where}")
+    if metrics.get("objective") is None and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")).lower():
+        # Optuna cannot rank a trial without a number, and would stop the study with a traceback.
+        _fail(f"objective.metric={cfg.objective.metric} is not a number in this run's metrics.json "
+              f"({output_dir / 'metrics.json'}): name one of its keys, e.g. quality.style_distance "
+              "(which needs metrics=default)", EXIT_USER_ERROR)
     return metrics.get("objective")  # what a sweeper minimises (README "Sweeps")
 
 

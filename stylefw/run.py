@@ -66,6 +66,14 @@ def result_quality(quality_metrics: Any, result: RunResult, context: RunContext)
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run the job described by `cfg`, writing into `output_dir`; returns the metrics it saved."""
+    threads = torch.get_num_threads()
+    try:
+        return _run(cfg, output_dir)
+    finally:
+        torch.set_num_threads(threads)  # the next run in this process (a sweep's) starts from the same default
+
+
+def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     reset_peak_memory()  # a sweep's worker process runs job after job: record this run's peak, not theirs
     validate(cfg)
     output = check_output_path(cfg.output, cfg.overwrite)

@@ -112,11 +112,13 @@ def _job_number(folder: Path) -> int | None:
 def read_job(folder: Path) -> Job:
     overrides = _read_yaml(folder / ".hydra" / "overrides.yaml")
     config = _read_yaml(folder / ".hydra" / "config.yaml")
-    images = sorted(folder.glob("*.png"))
+    metrics = _read_json(folder / "metrics.json")
+    named = Path(str(metrics["image"])) if metrics and metrics.get("image") else None
+    images = [named] if named is not None and named.is_file() else sorted(folder.glob("*.png"))
     return Job(folder=folder, number=_job_number(folder),
                overrides=[str(item) for item in overrides] if isinstance(overrides, list) else [],
                config=config if isinstance(config, dict) else {},
-               metrics=_read_json(folder / "metrics.json"), image=images[0] if images else None)
+               metrics=metrics, image=images[0] if images else None)
 
 
 def collect_jobs(sweep_dir: Path) -> list[Job]:
@@ -155,7 +157,8 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def summary_row(job: Job, swept: Sequence[str]) -> dict[str, Any]:
     metrics = job.metrics or {}
     values = job.values
-    numbers = flatten({key: metrics[key] for key in _METRIC_COLUMNS if key in metrics})
+    numbers = {**flatten({key: metrics[key] for key in _METRIC_COLUMNS if key in metrics}),  # these first
+               **flatten({key: value for key, value in metrics.items() if key not in _METRIC_COLUMNS})}
     error = metrics.get("error", "") if job.metrics is not None else MISSING_METRICS
     return {"job": job.number, "status": job.status, **{key: values.get(key, "") for key in swept},
             **numbers, "image": str(job.image) if job.image else "", "error": error,

@@ -167,6 +167,7 @@ def test_stylize_a_folder_writes_one_png_per_photo(fast_cfg, trained: Path, tmp_
     (["mode=export", "checkpoint=/no/such.ckpt"], "checkpoint=/no/such.ckpt: /no/such.ckpt not found"),
     (["mode=paint"], "mode=paint is not a mode of FastMethod: use one of train, stylize, export"),
     (["data.root=null"], "method=fast trains on a folder of photos: add data.root="),
+    (["preserve_color=luminance"], "preserve_color=luminance applies when stylizing: train without it"),
 ])
 def test_mistakes_are_one_line_errors(fast_cfg, tmp_path: Path, overrides: list[str], message: str) -> None:
     with pytest.raises(StylefwError, match=message):
@@ -251,3 +252,21 @@ def test_ddp_trains_on_two_cpu_processes(tmp_path: Path, photos: Path) -> None:
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["steps"] == 2 and metrics["processes"] == 2
     assert stdout.count("Saved ") == 1
+
+
+def test_a_loss_that_is_not_finite_at_the_first_step_fails_cleanly(fast_cfg, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run stops with status failed, names the term, and keeps the untrained net's result: no traceback."""
+    from stylefw.plugins.methods.fast_training import FastStyleTraining
+
+    evaluate = FastStyleTraining.evaluate
+
+    def nan_gram(self, photos):
+        stylized, total, parts = evaluate(self, photos)
+        return stylized, total * float("nan"), {**parts, "gram": parts["gram"] * float("nan")}
+
+    monkeypatch.setattr(FastStyleTraining, "evaluate", nan_gram)
+    metrics = run(fast_cfg("method.steps=3"), tmp_path)
+    assert metrics["status"] == "failed" and metrics["steps"] == 0
+    assert "gram" in metrics["error"] and "method.lr" in metrics["error"]
+    assert Path(metrics["image"]).is_file()

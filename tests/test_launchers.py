@@ -43,6 +43,13 @@ def test_optuna_search_of_two_trials_prints_and_saves_the_best_parameters(stylef
     assert len(sampled) == 2 and all(1e2 <= float(value) <= 1e6 for value in sampled)
 
 
+def test_optuna_search_of_a_metric_the_runs_lack_is_a_one_line_error(tmp_path: Path) -> None:
+    result = stylefw("-m", *TINY, "hparams_search=pixel_optuna", "hydra.sweeper.n_trials=2",
+                     "objective.metric=quality.typo", "objective.content_distance_max=null", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "objective.metric=quality.typo is not a number" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_joblib_runs_two_jobs_in_parallel_with_the_cores_shared(tmp_path: Path) -> None:
     result = stylefw("-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                      "style=church_at_auvers,astronaut", cwd=tmp_path)

@@ -188,9 +188,9 @@ def test_coarse_to_fine_passes_start_from_the_previous_result(compose_cfg, tmp_p
     passes: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
     optimize = pixel.PixelMethod.optimize
 
-    def recording_optimize(self, context, content, styles, init):
+    def recording_optimize(self, context, content, styles, init, final):
         passes.append((tuple(content.shape[-2:]), tuple(styles[0].shape[-2:]), tuple(init.shape[-2:])))
-        result = optimize(self, context, content, styles, init)
+        result = optimize(self, context, content, styles, init, final)
         if len(passes) == 1:
             assert not torch.equal(result.image, init), "the coarse pass changed nothing"
         return result
@@ -201,6 +201,22 @@ def test_coarse_to_fine_passes_start_from_the_previous_result(compose_cfg, tmp_p
     assert [init for _, _, init in passes] == [(32, 32), (45, 45), (64, 64)]
     assert passes[0][1][0] < passes[2][1][0]  # the style shrinks with the pass
     assert metrics["steps"] == 9 and metrics["status"] == "completed"
+    assert metrics["passes"] == ["32x32", "45x45", "64x64"]
+    assert load_image(metrics["image"], None).shape[-2:] == (64, 64)
+
+
+def test_a_stop_in_a_coarse_pass_saves_that_pass_at_full_size(compose_cfg, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylefw.training import StepProgressBar
+
+    def interrupt(self, trainer, module, outputs, batch, batch_idx):
+        if batch_idx == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(StepProgressBar, "on_train_batch_end", interrupt)
+    metrics = run(compose_cfg("size=64", "method.scales=[32]"), tmp_path)
+    assert metrics["status"] == "interrupted" and metrics["stopped_in_pass"] == "1 of 2, 32x32"
+    assert 1 <= metrics["steps"] <= 2
     assert load_image(metrics["image"], None).shape[-2:] == (64, 64)
 
 
@@ -216,4 +232,7 @@ def test_a_count_of_scales_spaces_the_passes_by_root_two() -> None:
 
     assert pass_shapes((512, 384), 3) == [(256, 192), (362, 272), (512, 384)]
     assert pass_shapes((64, 64), 1) == [(64, 64)]
-    assert pass_shapes((20, 20), 3) == [(20, 20)]  # passes under 16 px are skipped
+    assert pass_shapes((20, 20), 3) == [(20, 20)]  # passes under 16 px on a side are left out
+    assert pass_shapes((32, 128), [64]) == [(16, 64), (32, 128)]
+    assert pass_shapes((24, 128), [64]) == [(24, 128)]  # the content would be 12 px high
+    assert pass_shapes((32, 128), [64], style_shapes=[(20, 128)]) == [(32, 128)]  # the style would be 10 px high

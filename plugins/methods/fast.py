@@ -89,6 +89,10 @@ class FastMethod(Method):
 
     def train(self, context: RunContext) -> RunResult:
         cfg = context.cfg
+        if context.controls.preserve_color:
+            # The net learns from the training photos, which the colour controls (made for one content image) miss.
+            raise StylefwError(f"preserve_color={context.controls.preserve_color} applies when stylizing: train "
+                               "without it, then add it to the mode=stylize command")
         resume = resolve_checkpoint(cfg.checkpoint, "train") if cfg.get("checkpoint") else None
         module = self.training_module(context, training_net_config(cfg, resume))
         data = build(cfg.data, "data", longest_side=cfg.data.get("longest_side") or cfg.size, seed=cfg.seed,

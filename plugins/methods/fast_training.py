@@ -84,6 +84,10 @@ class FastStyleTraining(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self.criterion.setup(self.device)
+        self.remember_weights()  # a first step that is already non-finite keeps these (restored, when resuming)
+
+    def remember_weights(self) -> None:
+        self.last_good = {name: value.detach().clone() for name, value in self.net.state_dict().items()}
 
     def evaluate(self, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(stylized photos, total loss, each term's weighted value)."""
@@ -104,7 +108,7 @@ class FastStyleTraining(pl.LightningModule):
         values = torch.stack([value.detach() for value in parts.values()])
         finite = torch.isfinite(values)
         if bool(finite.all()):  # one device sync per step
-            self.last_good = {name: value.detach().clone() for name, value in self.net.state_dict().items()}
+            self.remember_weights()
             return
         bad = [name for name, ok in zip(parts, finite.tolist()) if not ok]
         raise NonFiniteLossError(bad, self.trainer.global_step + 1, "NaN" if bool(values.isnan().any()) else "infinite")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -15,10 +16,11 @@ from stylefw.experiment_log import ImageLogger
 from stylefw.images import load_image
 from stylefw.method import Method, OptimizerFactory, RunContext, RunResult
 from stylefw.objective import Objective
-from stylefw.training import StepProgressBar, fit
+from stylefw.training import StepProgressBar, fit, sigterm_as_interrupt
 
 INIT_CHOICES = ("content", "noise", "style")
 SQRT2 = 2 ** 0.5
+MIN_SIDE = 16  # VGG halves the image 4 times before relu5_1
 
 # Peak-memory model, from the peak RSS of `stylefw size=S method.steps=N logger=none threads=1` (Caffe VGG19 to
 # relu5_1, L-BFGS) on CPU: +2.4-2.65 KB per output pixel between 128 and 512 px at 5 steps, and +3.9 KB/px more at
@@ -57,13 +59,18 @@ def check_scales(scales: int | Sequence[int] | None) -> int | tuple[int, ...]:
     return values
 
 
-def pass_shapes(full: Sequence[int], scales: int | Sequence[int]) -> list[tuple[int, int]]:
+def pass_shapes(full: Sequence[int], scales: int | Sequence[int],
+                style_shapes: Sequence[Sequence[int]] = ()) -> list[tuple[int, int]]:
     """(height, width) of each pass, ending with the full size: with a count N, N passes √2 apart in side;
-    with sizes, those below the full size's longest side."""
+    with sizes, those below the full size's longest side. A coarse pass that would shrink the content or a
+    style (`style_shapes`) below the backbone's 16 px on a side is left out."""
     longest = max(full)
     sizes = [longest / SQRT2 ** k for k in range(scales - 1, 0, -1)] if isinstance(scales, int) else scales
-    coarse = [scaled_shape_of(full, size / longest) for size in sizes if 16 <= round(size) < longest]
-    return [*coarse, (int(full[0]), int(full[1]))]
+    coarse = [scaled_shape_of(full, size / longest) for size in sizes if round(size) < longest]
+    fits = [shape for shape in coarse
+            if min(shape) >= MIN_SIDE and all(min(scaled_shape_of(style, max(shape) / longest)) >= MIN_SIDE
+                                              for style in style_shapes)]
+    return [*fits, (int(full[0]), int(full[1]))]
 
 
 def scaled_shape_of(shape: Sequence[int], factor: float) -> tuple[int, int]:
@@ -104,8 +111,9 @@ class PixelOptimization(pl.LightningModule):
 
     def __init__(self, objective: Objective, content: torch.Tensor, styles: torch.Tensor | Sequence[torch.Tensor],
                  init: torch.Tensor, optimizer: OptimizerFactory, clamp: bool, pixel_scale: float = 1.0,
-                 style_weights: Sequence[float] | None = None) -> None:
+                 style_weights: Sequence[float] | None = None, log_key: str = "loss") -> None:
         super().__init__()
+        self.log_key = log_key  # a coarse pass logs under its own key: its steps restart at 0
         self.objective = objective
         self.register_buffer("content", content, persistent=False)
         styles = [styles] if isinstance(styles, torch.Tensor) else list(styles)
@@ -131,8 +139,8 @@ class PixelOptimization(pl.LightningModule):
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         total, parts = self.objective(self.pixels())
         self.keep_if_finite(parts)
-        self.log_dict({f"loss/{name}": value.detach() for name, value in parts.items()}, batch_size=1)
-        self.log("loss/total", total.detach(), batch_size=1)
+        self.log_dict({f"{self.log_key}/{name}": value.detach() for name, value in parts.items()}, batch_size=1)
+        self.log(f"{self.log_key}/total", total.detach(), batch_size=1)
         return total
 
     def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
@@ -212,31 +220,46 @@ class PixelMethod(Method):
 
     def run(self, context: RunContext) -> RunResult:
         full_size = context.content.shape[-2:]
+        shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles])
         image = self.initial_image(context.content, context.style)
-        steps = 0
-        for shape in pass_shapes(full_size, self.scales):
-            factor = max(shape) / max(full_size)
-            result = self.optimize(context, resized(context.content, shape),
-                                   [resized(style, scaled_shape(style, factor)) for style in context.styles],
-                                   resized(image, shape))
-            steps += result.steps
-            result.steps = steps
-            image = result.image
-            if result.status != "completed":
-                break
+        steps, result = 0, None
+        try:
+            with sigterm_as_interrupt():  # also between passes: a stop keeps the last pass's result
+                for index, shape in enumerate(shapes):
+                    factor = max(shape) / max(full_size)
+                    final = index == len(shapes) - 1
+                    gc.collect()  # Lightning's reference cycles would keep the last pass's L-BFGS history alive
+                    result = self.optimize(context, resized(context.content, shape),
+                                           [resized(style, scaled_shape(style, factor)) for style in context.styles],
+                                           resized(image, shape), final)
+                    steps += result.steps
+                    image = result.image
+                    if result.status != "completed":
+                        if not final:  # its losses were measured against this pass's smaller targets
+                            result.extra["stopped_in_pass"] = f"{index + 1} of {len(shapes)}, {shape[1]}x{shape[0]}"
+                        break
+        except KeyboardInterrupt:
+            if result is None:
+                raise
+            result.status = "interrupted"
+        result.steps = steps
         result.image = resized(result.image, full_size).clamp(0, 1)
+        if len(shapes) > 1:
+            result.extra["passes"] = [f"{width}x{height}" for height, width in shapes]
         return result
 
     def optimize(self, context: RunContext, content: torch.Tensor, styles: list[torch.Tensor],
-                 init: torch.Tensor) -> RunResult:
-        """One pass: `steps` optimizer steps from `init` against targets from `content` and `styles`."""
+                 init: torch.Tensor, final: bool = True) -> RunResult:
+        """One pass: `steps` optimizer steps from `init` against targets from `content` and `styles`; a coarse
+        pass (not `final`) logs its losses and images under keys naming its size, as its steps restart at 0."""
+        side = max(content.shape[-2:])
+        log_key = "loss" if final else f"loss_{side}px"
         module = PixelOptimization(context.objective, content, styles, init, context.optimizer, self.clamp,
-                                   self.pixel_scale, style_weights=context.style_weights)
+                                   self.pixel_scale, style_weights=context.style_weights, log_key=log_key)
         trainer = context.make_trainer(
             max_steps=self.steps,
-            callbacks=[StepProgressBar("stylizing" if content.shape[-2:] == context.content.shape[-2:]
-                                       else f"stylizing at {max(content.shape[-2:])} px"),
-                       ImageLogger(self.image_every)],
+            callbacks=[StepProgressBar("stylizing" if final else f"stylizing at {side} px"),
+                       ImageLogger(self.image_every, key="image" if final else f"image_{side}px")],
             log_every_n_steps=self.log_every,
         )
         try:

@@ -1,4 +1,5 @@
-"""The onnxruntime stylizer behind ``python -m stylefw.deploy``; imports neither torch nor the rest of stylefw."""
+"""The onnxruntime stylizer behind ``python -m stylefw.deploy``; imports no torch, and of stylefw only the
+torch-free ``stylefw.atomic`` (files are written to a temporary name, then renamed)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Stylizing an image of any size in overlapping windows whose seams are blended with linear ramps.
 
-NumPy only, so the torch path (``stylefw method=fast mode=stylize``) and the onnxruntime
-deployment path (``python -m stylefw.deploy``) share it. Memory stays bounded: besides the
+NumPy only (it lives beside the onnxruntime deployment path, which imports no torch, so that a
+deployment can tile too; today only ``stylefw method=fast mode=stylize`` does). Memory stays bounded: besides the
 net's activations for one window, it holds the input, the output and one weight per pixel
 (28 bytes per pixel in float32).
 """
