@@ -13,7 +13,7 @@ from typing import NoReturn
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from stylefw.errors import StylefwError, config_error_message, show_warnings_as_one_line
 from stylefw.schema import register_schema
@@ -73,9 +73,11 @@ def _task(cfg: DictConfig) -> float | None:
             raise KeyboardInterrupt
         return metrics.get("objective")  # a job elsewhere stopped (SLURM's time limit): the sweep goes on
     print(f"Saved {where}")
-    if metrics.get("objective") is None and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")).lower():
+    if not single_run and metrics.get("objective") is None \
+            and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")).lower():
         # Optuna cannot rank a trial without a number, and would stop the study with a traceback.
-        _fail(f"objective.metric={cfg.objective.metric} is not a number in this run's metrics.json "
+        metric = OmegaConf.select(cfg, "objective.metric")
+        _fail(f"objective.metric={metric} is not a number in this run's metrics.json "
               f"({output_dir / 'metrics.json'}): name one of its keys, e.g. quality.style_distance "
               "(which needs metrics=default)", EXIT_USER_ERROR)
     return metrics.get("objective")  # what a sweeper minimises (README "Sweeps")

@@ -124,6 +124,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         metrics["objective"] = objective  # what this run returns to a sweep (README "Sweeps")
     if result.status == "failed":
         output = None  # a failed run's last good image stays in its run folder, not at the user's path
+    metrics["image"] = str(output_dir / png_path.name)  # in metrics.json too: a sweep's summary reads it there
     png = write_run_outputs(result.image, png_path.name, OmegaConf.to_yaml(cfg, resolve=True), metrics,
                             output_dir, output, cfg.overwrite)
     metrics["image"] = str(png)

@@ -113,7 +113,7 @@ def read_job(folder: Path) -> Job:
     overrides = _read_yaml(folder / ".hydra" / "overrides.yaml")
     config = _read_yaml(folder / ".hydra" / "config.yaml")
     metrics = _read_json(folder / "metrics.json")
-    named = Path(str(metrics["image"])) if metrics and metrics.get("image") else None
+    named = folder / Path(str(metrics["image"])).name if metrics and metrics.get("image") else None
     images = [named] if named is not None and named.is_file() else sorted(folder.glob("*.png"))
     return Job(folder=folder, number=_job_number(folder),
                overrides=[str(item) for item in overrides] if isinstance(overrides, list) else [],

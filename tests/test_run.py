@@ -17,7 +17,9 @@ from stylefw.run import run
 
 
 def test_run_writes_image_config_and_metrics(compose_cfg, tmp_path: Path) -> None:
-    metrics = run(compose_cfg(), tmp_path)
+    threads = torch.get_num_threads()
+    metrics = run(compose_cfg("threads=1"), tmp_path)
+    assert torch.get_num_threads() == threads, "the run's thread count must not leak into the next run"
     png = tmp_path / "astronaut_church_at_auvers.png"
     assert metrics["image"] == str(png) and metrics["status"] == "completed" and metrics["steps"] == 3
     with Image.open(png) as image:
@@ -27,7 +29,8 @@ def test_run_writes_image_config_and_metrics(compose_cfg, tmp_path: Path) -> Non
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == stored
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert set(saved["loss"]) == {"content", "gram", "tv", "total"}
-    assert saved["seconds"] > 0 and saved["peak_rss_mb"] > 0 and saved["threads"] == torch.get_num_threads()
+    assert saved["seconds"] > 0 and saved["peak_rss_mb"] > 0 and saved["threads"] == 1
+    assert saved["image"] == str(png)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -186,13 +189,16 @@ def test_coarse_to_fine_passes_start_from_the_previous_result(compose_cfg, tmp_p
     from stylefw.plugins.methods import pixel
 
     passes: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
+    results: list[torch.Tensor] = []
     optimize = pixel.PixelMethod.optimize
 
     def recording_optimize(self, context, content, styles, init, final):
         passes.append((tuple(content.shape[-2:]), tuple(styles[0].shape[-2:]), tuple(init.shape[-2:])))
+        if results:  # the previous pass's result, upsampled, is where this pass starts
+            assert torch.allclose(init, pixel.resized(results[-1], init.shape[-2:]))
         result = optimize(self, context, content, styles, init, final)
-        if len(passes) == 1:
-            assert not torch.equal(result.image, init), "the coarse pass changed nothing"
+        assert not torch.equal(result.image, init), "the pass changed nothing"
+        results.append(result.image)
         return result
 
     monkeypatch.setattr(pixel.PixelMethod, "optimize", recording_optimize)

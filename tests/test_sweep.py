@@ -86,6 +86,19 @@ def test_summary_has_a_row_per_job_with_its_parameters_metrics_and_status(grid_s
         assert sheet.width > 2 * 48 and sheet.height > 2 * 48
 
 
+def test_the_row_takes_the_image_metrics_json_names_and_every_number_in_it(tmp_path: Path) -> None:
+    """A run folder can hold other PNGs (a fast run's stylized photos): the row names the run's own result."""
+    sweep = tmp_path / "sweep"
+    job = make_job(sweep, 0, ["style=a.jpg"], completed(0.2, threads=2, data={"skipped": 1},
+                                                          image="/elsewhere/0/overview_a.png"))
+    Image.new("RGB", (8, 8)).save(job / "overview_a.png")  # after astronaut_... in alphabetical order
+    summarize(sweep, OBJECTIVE, thumbnail=32)
+    with open(sweep / SUMMARY_CSV) as stream:
+        (row,) = list(csv.DictReader(stream))
+    assert row["image"] == str(job / "overview_a.png")
+    assert row["threads"] == "2" and row["data.skipped"] == "1"
+
+
 def test_jobs_are_in_job_number_order_not_folder_name_order(tmp_path: Path) -> None:
     for number in range(12):
         make_job(tmp_path, number, [f"seed={number}"], completed(0.5 + number / 100), colour=None)

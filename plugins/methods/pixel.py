@@ -221,8 +221,8 @@ class PixelMethod(Method):
     def run(self, context: RunContext) -> RunResult:
         full_size = context.content.shape[-2:]
         shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles])
-        image = self.initial_image(context.content, context.style)
-        steps, result = 0, None
+        image = self.initial_image(resized(context.content, shapes[0]), context.style)  # noise at the first size
+        steps, result, finished = 0, None, -1
         try:
             with sigterm_as_interrupt():  # also between passes: a stop keeps the last pass's result
                 for index, shape in enumerate(shapes):
@@ -234,14 +234,18 @@ class PixelMethod(Method):
                                            resized(image, shape), final)
                     steps += result.steps
                     image = result.image
+                    finished = index
                     if result.status != "completed":
                         if not final:  # its losses were measured against this pass's smaller targets
                             result.extra["stopped_in_pass"] = f"{index + 1} of {len(shapes)}, {shape[1]}x{shape[0]}"
                         break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # between passes: the last finished pass is the result
             if result is None:
                 raise
             result.status = "interrupted"
+            if finished < len(shapes) - 1:
+                height, width = shapes[finished]
+                result.extra["stopped_in_pass"] = f"{finished + 1} of {len(shapes)}, {width}x{height}"
         result.steps = steps
         result.image = resized(result.image, full_size).clamp(0, 1)
         if len(shapes) > 1:
