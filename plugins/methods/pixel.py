@@ -227,25 +227,23 @@ class PixelMethod(Method):
             with sigterm_as_interrupt():  # also between passes: a stop keeps the last pass's result
                 for index, shape in enumerate(shapes):
                     factor = max(shape) / max(full_size)
-                    final = index == len(shapes) - 1
                     gc.collect()  # Lightning's reference cycles would keep the last pass's L-BFGS history alive
                     result = self.optimize(context, resized(context.content, shape),
                                            [resized(style, scaled_shape(style, factor)) for style in context.styles],
-                                           resized(image, shape), final)
+                                           resized(image, shape), final=index == len(shapes) - 1)
                     steps += result.steps
                     image = result.image
                     finished = index
                     if result.status != "completed":
-                        if not final:  # its losses were measured against this pass's smaller targets
-                            result.extra["stopped_in_pass"] = f"{index + 1} of {len(shapes)}, {shape[1]}x{shape[0]}"
                         break
         except KeyboardInterrupt:  # between passes: the last finished pass is the result
             if result is None:
                 raise
             result.status = "interrupted"
-            if finished < len(shapes) - 1:
-                height, width = shapes[finished]
-                result.extra["stopped_in_pass"] = f"{finished + 1} of {len(shapes)}, {width}x{height}"
+        if result.status != "completed" and finished < len(shapes) - 1:
+            # its losses were measured against that pass's smaller targets
+            height, width = shapes[finished]
+            result.extra["stopped_in_pass"] = f"{finished + 1} of {len(shapes)}, {width}x{height}"
         result.steps = steps
         result.image = resized(result.image, full_size).clamp(0, 1)
         if len(shapes) > 1:
