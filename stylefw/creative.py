@@ -230,7 +230,7 @@ def stylize(method: Method, context: RunContext) -> RunResult:
     mask = context.content_mask  # loaded before any work, so a bad mask fails at once
     check_mask_style_supported(method, context.controls)
     result = method.run(context)
-    if not getattr(result, "scored", True):
+    if not result.scored:
         return result
     result.image = finish_colors(context, result.image)
     if mask is None:
@@ -246,7 +246,7 @@ def stylize(method: Method, context: RunContext) -> RunResult:
 
 
 def check_mask_style_supported(method: Method, controls: CreativeControls) -> None:
-    if controls.mask_style is not None and not getattr(method, "supports_mask_style", True):
+    if controls.mask_style is not None and not method.supports_mask_style:
         raise StylefwError(f"mask_style={controls.mask_style} needs a second stylization with that style, which "
                            f"{type(method).__name__} cannot do in this run: drop mask_style (content_mask alone keeps "
                            "the content outside the region) or use method=pixel")

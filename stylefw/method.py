@@ -36,6 +36,7 @@ class Method(ABC):
     """A `method` plugin. Instantiated from ``conf/method/<name>.yaml``; ``run`` does the work."""
 
     modes: tuple[str, ...] = ("stylize",)  # values of the top-level `mode` key it takes; the first is its default
+    supports_mask_style = True  # False: run() cannot make a second stylization with another style (mask_style)
 
     @abstractmethod
     def run(self, context: RunContext) -> RunResult:

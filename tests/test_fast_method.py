@@ -168,6 +168,7 @@ def test_stylize_a_folder_writes_one_png_per_photo(fast_cfg, trained: Path, tmp_
     (["mode=paint"], "mode=paint is not a mode of FastMethod: use one of train, stylize, export"),
     (["data.root=null"], "method=fast trains on a folder of photos: add data.root="),
     (["preserve_color=luminance"], "preserve_color=luminance applies when stylizing: train without it"),
+    (["content_mask=astronaut", "mask_style=astronaut"], "mask_style=astronaut needs a second stylization"),
 ])
 def test_mistakes_are_one_line_errors(fast_cfg, tmp_path: Path, overrides: list[str], message: str) -> None:
     with pytest.raises(StylefwError, match=message):

@@ -59,6 +59,7 @@ class FastMethod(Method):
     """
 
     modes = MODES
+    supports_mask_style = False  # the net knows one style, fixed when it was trained
 
     def __init__(self, steps: int = 2000, lr: float = 1e-3, checkpoint_every: int = 200, val_every: int = 100,
                  log_every: int = 10, tile: int = 1024, overlap: int = 64, teacher: str | None = None) -> None:

@@ -211,9 +211,6 @@ class PixelMethod(Method):
             raise StylefwError(f"method.pixel_scale={pixel_scale} must be a positive number (255: 8-bit units)")
         self.pixel_scale = float(pixel_scale)
 
-    def initial_image(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return initial_image(self.init, content, style)
-
     def peak_memory_bytes(self, height: int, width: int) -> int:
         per_pixel = ACTIVATION_BYTES_PER_PIXEL + HISTORY_BYTES_PER_PIXEL_PER_STEP * min(self.steps, LBFGS_HISTORY)
         return FIXED_BYTES + height * width * per_pixel
@@ -221,7 +218,7 @@ class PixelMethod(Method):
     def run(self, context: RunContext) -> RunResult:
         full_size = context.content.shape[-2:]
         shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles])
-        image = self.initial_image(resized(context.content, shapes[0]), context.style)  # noise at the first size
+        image = initial_image(self.init, resized(context.content, shapes[0]), context.style)  # noise at the first size
         steps, result, finished = 0, None, -1
         try:
             with sigterm_as_interrupt():  # also between passes: a stop keeps the last pass's result
