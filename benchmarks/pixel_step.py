@@ -5,12 +5,17 @@ the run's size. The step is the product's real path: the pixel method's Lightnin
 by Lightning, default losses (content + gram + tv) and L-BFGS. After every step a callback
 runs one floor pass, untimed by the step, so each step has a floor measured moments later;
 the ratio is the median of step/floor, which cancels slow drift in the machine's load.
+Timing starts once L-BFGS's history is full (warm-up steps = history size), as in the most
+of a real run's steps: each step walks the whole history (two passes over 2 x history_size
+image-sized vectors), which costs more than the Gram heads at small sizes.
 
 Variants of the Gram head run side by side in one process:
   autograd  gram_loss differentiated by autograd (3 matrix products per layer)
   fused     the GramMSE autograd function, one product per direction (stylefw's default)
+each with every L-BFGS history size of --history-sizes (optimizer.history_size).
 
     python benchmarks/pixel_step.py --sizes 256 512 --steps 20
+    python benchmarks/pixel_step.py --variants fused --history-sizes 100 20 50
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from stylefw.context import RunContext  # noqa: E402
 from stylefw.builders import build  # noqa: E402
 
 VARIANTS = ("autograd", "fused")
+DEFAULT_HISTORY = compose_config().optimizer.history_size
 
 
 def floor_pass(backbone: torch.nn.Module, image: torch.Tensor) -> None:
@@ -71,9 +77,11 @@ def gram_head(variant: str):
         gram.GramLoss.distance = original
 
 
-def measure(size: int, steps: int, warmup: int, variant: str) -> tuple[float, float, float]:
+def measure(size: int, steps: int, warmup: int, variant: str, history: int) -> tuple[float, float, float]:
     """(median step s, median floor s, median step/floor) for one variant at one size."""
-    cfg = compose_config(f"size={size}", f"method.steps={steps + warmup}", "logger=none", "metrics=none")
+    warmup = max(warmup, history)
+    cfg = compose_config(f"size={size}", f"method.steps={steps + warmup}", f"optimizer.history_size={history}",
+                         "logger=none", "metrics=none")
     context = RunContext(cfg, Path("/tmp/stylefw-bench"), logger=None)
     method = build(cfg.method, "method")
     timer = PairedTimer(warmup)
@@ -93,22 +101,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="each variant runs this often, interleaved")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--history-sizes", type=int, nargs="+", default=[DEFAULT_HISTORY],
+                        help="L-BFGS history sizes to time (default: the config's)")
     args = parser.parse_args()
     quiet.configure(verbose=False)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
     for size in args.sizes:
-        results = {variant: [] for variant in args.variants}
+        results = {(variant, history): [] for variant in args.variants for history in args.history_sizes}
         for _ in range(args.rounds):
-            for variant in args.variants:
-                results[variant].append(measure(size, args.steps, args.warmup, variant))
-        for variant, runs in results.items():
+            for variant, history in results:
+                results[variant, history].append(measure(size, args.steps, args.warmup, variant, history))
+                print(f"{size}² {variant} history {history}: step/floor {results[variant, history][-1][2]:.3f}",
+                      flush=True)  # progress: 512² with a full history of 100 takes minutes per variant
+        for (variant, history), runs in results.items():
             step, floor, ratio = (median([run[i] for run in runs]) for i in range(3))
-            rows.append((f"{size}²", variant, f"{step:.3f}", f"{floor:.3f}", f"**{ratio:.3f}**"))
+            rows.append((f"{size}²", variant, history, f"{step:.3f}", f"{floor:.3f}", f"**{ratio:.3f}**"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.steps} timed steps x {args.rounds} rounds per variant")
-    print(table(("size", "Gram head", "s/step", "floor s", "step ÷ floor"), rows))
+          f"{args.steps} timed steps (after a full L-BFGS history) x {args.rounds} rounds per variant")
+    print(table(("size", "Gram head", "L-BFGS history", "s/step", "floor s", "step ÷ floor"), rows))
 
 
 if __name__ == "__main__":
