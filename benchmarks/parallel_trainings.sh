@@ -7,7 +7,7 @@
 #       "jr30:net=johnson net.residual_output=true content_loss.weight=30" "slim:"
 #
 # Each run goes to outputs/parallel/<name> (its log beside it); an existing folder is refused, never
-# overwritten. The README's "Trained on a GPU" table was made this way (6 runs on one H200).
+# overwritten. The README's "Trained on a GPU" table was made this way (4 to 6 runs at once on one H200).
 set -euo pipefail
 if [ $# -lt 3 ]; then
   sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'

@@ -5,9 +5,9 @@ the run's size. The step is the product's real path: the pixel method's Lightnin
 by Lightning, default losses (content + gram + tv) and L-BFGS. After every step a callback
 runs one floor pass, untimed by the step, so each step has a floor measured moments later;
 the ratio is the median of step/floor, which cancels slow drift in the machine's load.
-Timing starts once L-BFGS's history is full (warm-up steps = history size), as in the most
-of a real run's steps: each step walks the whole history (two passes over 2 x history_size
-image-sized vectors), which costs more than the Gram heads at small sizes.
+Timing starts once L-BFGS's history is full (warm-up steps = history size), as in most of a
+real run's steps: each step walks the whole history (two passes over 2 x history_size
+image-sized vectors).
 
 Variants of the Gram head run side by side in one process:
   autograd  gram_loss differentiated by autograd (3 matrix products per layer)
