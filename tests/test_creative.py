@@ -153,15 +153,18 @@ def test_mask_keeps_the_content_outside_and_stylizes_inside(compose_cfg, tmp_pat
 
 def test_mask_style_stylizes_the_rest_with_the_second_style(compose_cfg, tmp_path: Path, tiny_image: Path) -> None:
     mask = write_mask(tmp_path / "left.png")
-    both = run(compose_cfg(f"content_mask={mask}", f"mask_style={tiny_image}", "mask_feather=0"), tmp_path / "both")
-    main = saved(run(compose_cfg(), tmp_path / "main"))
-    second = saved(run(compose_cfg(f"style={tiny_image}"), tmp_path / "second"))
+    # Adam moves every pixel from the first step; L-BFGS on this tiny random backbone's small loss can stay within
+    # a level of the content for the first steps, and then both styles give the same image.
+    steps = ["optimizer=adam", "method.steps=30"]
+    both = run(compose_cfg(f"content_mask={mask}", f"mask_style={tiny_image}", "mask_feather=0", *steps), tmp_path / "both")
+    main = saved(run(compose_cfg(*steps), tmp_path / "main"))
+    second = saved(run(compose_cfg(f"style={tiny_image}", *steps), tmp_path / "second"))
     result = saved(both)
     assert (result[..., :16] - main[..., :16]).abs().max() <= 1 / 255 + 1e-6
     assert (result[..., 16:] - second[..., 16:]).abs().max() <= 1 / 255 + 1e-6
     assert (main[..., 16:] - second[..., 16:]).abs().mean() > 0.01  # the two styles do differ
     recorded = json.loads((tmp_path / "both" / "metrics.json").read_text())
-    assert recorded["mask_style"]["steps"] == 3 and recorded["steps"] == 6
+    assert recorded["mask_style"]["steps"] == 30 and recorded["steps"] == 60
 
 
 def test_feathering_gives_a_soft_edge(compose_cfg, tmp_path: Path) -> None:
