@@ -27,7 +27,7 @@ MIN_SIDE = 16  # VGG halves the image 4 times before relu5_1
 # 256 px after 120 steps, when L-BFGS holds its full history of 100 image-sized (s, y) pairs (~40 B/px per step).
 ACTIVATION_BYTES_PER_PIXEL = 2_800
 HISTORY_BYTES_PER_PIXEL_PER_STEP = 40
-LBFGS_HISTORY = 100  # the lbfgs option's history_size; Adam keeps less, so the model is on the safe side for it
+LBFGS_HISTORY = 100  # history_size up to torch's default; the lbfgs option's 20 and Adam keep less (safe side)
 FIXED_BYTES = 384 * 2**20  # backbone weights, Lightning, the logger's service process (~200 MB measured)
 
 
