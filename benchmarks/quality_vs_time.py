@@ -60,7 +60,7 @@ def run_stylefw(content: Path, style: Path, size: int, overrides: list[str], fol
 
 def run_pastiche(content: Path, style: Path, size: int, steps: int,
                  style_size: int | None = None) -> tuple[torch.Tensor, float]:
-    """pastiche's defaults; its style image has the content's pixel count unless `style_size` (longest side) is given."""
+    """pastiche's defaults; its style has the content's pixel count unless `style_size` (longest side) is given."""
     from pastiche.pastiche import PasticheArtist
 
     torch.manual_seed(0)

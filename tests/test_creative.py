@@ -156,7 +156,8 @@ def test_mask_style_stylizes_the_rest_with_the_second_style(compose_cfg, tmp_pat
     # Adam moves every pixel from the first step; L-BFGS on this tiny random backbone's small loss can stay within
     # a level of the content for the first steps, and then both styles give the same image.
     steps = ["optimizer=adam", "method.steps=30"]
-    both = run(compose_cfg(f"content_mask={mask}", f"mask_style={tiny_image}", "mask_feather=0", *steps), tmp_path / "both")
+    both = run(compose_cfg(f"content_mask={mask}", f"mask_style={tiny_image}", "mask_feather=0", *steps),
+               tmp_path / "both")
     main = saved(run(compose_cfg(*steps), tmp_path / "main"))
     second = saved(run(compose_cfg(f"style={tiny_image}", *steps), tmp_path / "second"))
     result = saved(both)
