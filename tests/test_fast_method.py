@@ -201,6 +201,24 @@ def test_export_matches_torch(fast_cfg, trained: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(Stylizer(onnx)(photo.numpy()), expected, atol=1e-4)
 
 
+def test_deployment_resizes_photos_like_stylefw() -> None:
+    """The onnxruntime entry point must feed a net the same pixels as `stylefw mode=stylize` at the same size."""
+    from stylefw.deploy import Stylizer
+    from stylefw.images import bundled_images, load_image, to_pil
+
+    class Echo(Stylizer):  # the net replaced by the identity: what comes out is what went in
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, pixels: np.ndarray) -> np.ndarray:
+            return pixels
+
+    photo = bundled_images()["astronaut"]
+    with Image.open(photo) as image:
+        deployed = np.asarray(Echo().stylize_image(image, 64))
+    assert np.array_equal(deployed, np.asarray(to_pil(load_image(str(photo), 64))))
+
+
 def test_deployment_entry_point_runs_without_torch(fast_cfg, trained: Path, tmp_path: Path, tiny_image: Path) -> None:
     run(fast_cfg("mode=export", f"checkpoint={trained}"), tmp_path)
     script = ("import sys; from stylefw.deploy import main; code = main(sys.argv[1:]); "

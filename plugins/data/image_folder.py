@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from stylefw.errors import StylefwError, warn
 from stylefw.images import fit_longest_side, open_rgb, planned_shape, to_tensor
+from stylefw.resize import INPUT_RESAMPLING
 
 VALIDATION_SPLIT_SEED = 0  # the validation photos do not change with the run's seed
 
@@ -68,7 +69,7 @@ def load_photo(path: Path, longest_side: int | None, crop: int, max_pixels: int 
     grow = max(1.0, crop / min(width, height))
     size = (max(crop, round(width * grow)), max(crop, round(height * grow)))
     if size != image.size:
-        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        image = image.resize(size, INPUT_RESAMPLING, reducing_gap=2.0)
     return to_tensor(image)[0]
 
 

@@ -1,5 +1,5 @@
 """The onnxruntime stylizer behind ``python -m stylefw.deploy``; imports no torch, and of stylefw only the
-torch-free ``stylefw.atomic`` (files are written to a temporary name, then renamed)."""
+torch-free ``stylefw.atomic`` (files are written to a temporary name, then renamed) and ``stylefw.resize``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from stylefw.atomic import atomic_write
+from stylefw.resize import resize_longest_side
 
 
 class Stylizer:
@@ -42,9 +43,7 @@ class Stylizer:
         """A Pillow image stylized, optionally resized first so its longest side is `longest_side` pixels."""
         image = image.convert("RGB")
         if longest_side and max(image.size) != longest_side:
-            scale = longest_side / max(image.size)
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.LANCZOS)
+            image = resize_longest_side(image, longest_side)  # as `stylefw mode=stylize` resizes its input
         return to_image(self(to_array(image)))
 
     def stylize_file(self, source: str | Path, target: str | Path, longest_side: int | None = None,
