@@ -12,10 +12,13 @@ image-sized vectors).
 Variants of the Gram head run side by side in one process:
   autograd  gram_loss differentiated by autograd (3 matrix products per layer)
   fused     the GramMSE autograd function, one product per direction (stylefw's default)
-each with every L-BFGS history size of --history-sizes (optimizer.history_size).
+each with every L-BFGS history size of --history-sizes (optimizer.history_size) and every
+backbone layout of --layouts (backbone.channels_last: channels_last, stylefw's default, or nchw).
+The floor runs on the same backbone as the step, so it follows the layout too.
 
     python benchmarks/pixel_step.py --sizes 256 512 --steps 20
     python benchmarks/pixel_step.py --variants fused --history-sizes 100 20 50
+    python benchmarks/pixel_step.py --variants fused --layouts channels_last nchw
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from stylefw.context import RunContext  # noqa: E402
 from stylefw.builders import build  # noqa: E402
 
 VARIANTS = ("autograd", "fused")
+LAYOUTS = {"channels_last": "backbone.channels_last=true", "nchw": "backbone.channels_last=false"}
 DEFAULT_HISTORY = compose_config().optimizer.history_size
 
 
@@ -77,11 +81,12 @@ def gram_head(variant: str):
         gram.GramLoss.distance = original
 
 
-def measure(size: int, steps: int, warmup: int, variant: str, history: int) -> tuple[float, float, float]:
+def measure(size: int, steps: int, warmup: int, variant: str, history: int,
+            layout: str) -> tuple[float, float, float]:
     """(median step s, median floor s, median step/floor) for one variant at one size."""
     warmup = max(warmup, history)
     cfg = compose_config(f"size={size}", f"method.steps={steps + warmup}", f"optimizer.history_size={history}",
-                         "logger=none", "metrics=none")
+                         LAYOUTS[layout], "logger=none", "metrics=none")
     context = RunContext(cfg, Path("/tmp/stylefw-bench"), logger=None)
     method = build(cfg.method, "method")
     timer = PairedTimer(warmup)
@@ -103,24 +108,27 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--history-sizes", type=int, nargs="+", default=[DEFAULT_HISTORY],
                         help="L-BFGS history sizes to time (default: the config's)")
+    parser.add_argument("--layouts", nargs="+", default=["channels_last"], choices=list(LAYOUTS),
+                        help="backbone memory layouts to time (default: channels_last, the config's)")
     args = parser.parse_args()
     quiet.configure(verbose=False)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
     for size in args.sizes:
-        results = {(variant, history): [] for variant in args.variants for history in args.history_sizes}
+        results = {(variant, history, layout): [] for variant in args.variants for history in args.history_sizes
+                   for layout in args.layouts}
         for _ in range(args.rounds):
-            for variant, history in results:
-                results[variant, history].append(measure(size, args.steps, args.warmup, variant, history))
-                print(f"{size}² {variant} history {history}: step/floor {results[variant, history][-1][2]:.3f}",
+            for key, runs in results.items():
+                runs.append(measure(size, args.steps, args.warmup, *key))
+                print(f"{size}² {' '.join(map(str, key))}: step/floor {runs[-1][2]:.3f}",
                       flush=True)  # progress: 512² with a full history of 100 takes minutes per variant
-        for (variant, history), runs in results.items():
+        for (variant, history, layout), runs in results.items():
             step, floor, ratio = (median([run[i] for run in runs]) for i in range(3))
-            rows.append((f"{size}²", variant, history, f"{step:.3f}", f"{floor:.3f}", f"**{ratio:.3f}**"))
+            rows.append((f"{size}²", variant, history, layout, f"{step:.3f}", f"{floor:.3f}", f"**{ratio:.3f}**"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.steps} timed steps (after a full L-BFGS history) x {args.rounds} rounds per variant")
-    print(table(("size", "Gram head", "L-BFGS history", "s/step", "floor s", "step ÷ floor"), rows))
+    print(table(("size", "Gram head", "L-BFGS history", "layout", "s/step", "floor s", "step ÷ floor"), rows))
 
 
 if __name__ == "__main__":

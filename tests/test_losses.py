@@ -115,10 +115,22 @@ class TestFusedGram:
         asymmetric_target = torch.randn(shape[1], shape[1], dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(GramMSE.apply, (features, asymmetric_target))
 
-    def test_matches_autograd_through_gram_loss(self) -> None:
+    @pytest.mark.parametrize("shape", [(1, 3, 4, 5), (2, 4, 3, 3)])
+    def test_gradcheck_on_channels_last_features(self, shape: tuple[int, ...]) -> None:
+        from stylefw.plugins.losses.fused_gram import GramMSE
+
+        features = torch.randn(*shape, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_()
+        target = torch.randn(shape[1], shape[1], dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(GramMSE.apply, (features, target))
+        (grad,) = torch.autograd.grad(GramMSE.apply(features, target), features)
+        assert grad.is_contiguous(memory_format=torch.channels_last)  # the backbone's backward keeps its layout
+        assert grad._base is None  # not a view: autograd can add the backbone's gradient into it in place
+
+    @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+    def test_matches_autograd_through_gram_loss(self, memory_format: torch.memory_format) -> None:
         from stylefw.plugins.losses.fused_gram import fused_gram_loss
 
-        features = torch.randn(2, 16, 12, 10, requires_grad=True)
+        features = torch.randn(2, 16, 12, 10).to(memory_format=memory_format).requires_grad_()
         target = gram_matrix(torch.randn(1, 16, 12, 10))
         reference, fused = gram_loss(features, target), fused_gram_loss(features, target)
         (reference_grad,), (fused_grad,) = (torch.autograd.grad(loss, features) for loss in (reference, fused))

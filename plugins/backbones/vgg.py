@@ -24,7 +24,9 @@ def vgg_layers(arch: str, pooling: str, width: float) -> "OrderedDict[str, nn.Mo
         channels = max(1, round(channels * width))
         for index in range(1, convs + 1):
             layers[f"conv{block}_{index}"] = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)
-            layers[f"relu{block}_{index}"] = nn.ReLU()
+            # In place: a convolution's backward needs its input, not its output, so the ReLU may overwrite that
+            # output instead of allocating another activation (SequentialBackbone copies it when it is requested).
+            layers[f"relu{block}_{index}"] = nn.ReLU(inplace=True)
             in_channels = channels
         layers[f"pool{block}"] = pool(kernel_size=2, stride=2)
     return layers
@@ -40,6 +42,8 @@ class VGG(SequentialBackbone):
         pooling: ``max`` or ``avg`` (Gatys et al. found average pooling slightly smoother).
         width: channel multiplier; anything but 1 only makes sense with random weights (tests).
         seed: seed of the random init used by ``weights=random``.
+        channels_last: keep weights and activations channels-last (faster on CPU; see
+            :class:`~stylefw.backbone.SequentialBackbone`).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class VGG(SequentialBackbone):
         pooling: Literal["max", "avg"] = "max",
         width: float = 1.0,
         seed: int = 0,
+        channels_last: bool = True,
     ) -> None:
         if arch not in CONVS_PER_BLOCK:
             raise StylefwError(f"backbone.arch={arch} is unknown: use vgg16 or vgg19")
@@ -71,7 +76,7 @@ class VGG(SequentialBackbone):
                     )
                 conv.weight.data.copy_(weight)
                 conv.bias.data.copy_(bias)
-        super().__init__(layers, loaded.normalization)
+        super().__init__(layers, loaded.normalization, channels_last)
         self.arch, self.weights_source = arch, loaded.source
 
     def extra_repr(self) -> str:

@@ -42,11 +42,28 @@ class GramMSE(torch.autograd.Function):
         scale = grad * 2 / (batch * channels * channels)
         grad_features = grad_target = None
         if ctx.needs_input_grad[0]:
-            symmetric = difference + difference.transpose(1, 2)
-            grad_features = (torch.bmm(symmetric, flat) * (scale / ctx.norm)).reshape(ctx.shape)
+            symmetric = (difference + difference.transpose(1, 2)).mul_(scale / ctx.norm)
+            grad_features = gram_gradient(symmetric, flat, ctx.shape)
         if ctx.needs_input_grad[1]:
             grad_target = (-scale * difference).sum_to_size(ctx.target_shape)
         return grad_features, grad_target
+
+
+def gram_gradient(symmetric: torch.Tensor, flat: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``S F`` for B×C×C `symmetric` S and B×C×N `flat` F, as a fresh tensor of `shape` in F's memory layout.
+
+    Fresh and not a view, so autograd can add the backbone's gradient for the same activation into it in place
+    (a view made it allocate a third activation-sized tensor for the sum: 5 ms of a 0.37 s step at 256²). With
+    channels-last features, ``(S F)ᵀ = Fᵀ S`` is computed straight into the NHWC memory.
+    """
+    batch, channels = flat.shape[:2]
+    if flat.stride(1) == 1 and channels > 1:  # channels-last
+        grad = torch.empty(shape, dtype=flat.dtype, device=flat.device, memory_format=torch.channels_last)
+        torch.bmm(flat.transpose(1, 2), symmetric, out=grad.permute(0, 2, 3, 1).view(batch, -1, channels))
+    else:
+        grad = flat.new_empty(shape)
+        torch.bmm(symmetric, flat, out=grad.view(batch, channels, -1))
+    return grad
 
 
 def fused_gram_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
