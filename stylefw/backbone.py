@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -84,21 +84,24 @@ class SequentialBackbone(nn.Module):
         self.layers = self.layers[: deepest + 1]
 
     def forward(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        return dict(self.activations(image, layers))
+
+    def activations(self, image: torch.Tensor, layers: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(layer, activation)`` for `layers` in network order, each computed when the caller asks for it, and
+        no layer after the deepest requested."""
         wanted = set(layers)
-        features: dict[str, torch.Tensor] = {}
-        # The layout changes before the normalization, so its ops and their backward run in one layout.
-        x = self.normalization(image.contiguous(memory_format=self.memory_format))
-        previous = ""
-        for name, layer in self.layers.named_children():
-            if previous in features and getattr(layer, "inplace", False):
-                features[previous] = features[previous].clone()  # a requested activation the layer would overwrite
-            x = layer(x)
-            previous = name
-            if name in wanted:
-                features[name] = x
-                if len(features) == len(wanted):
-                    break
-        missing = wanted - features.keys()
+        missing = wanted - set(self.layer_names)
         if missing:
             raise StylefwError(f"backbone layer(s) {', '.join(sorted(missing))} were truncated away or do not exist")
-        return features
+        # The layout changes before the normalization, so its ops and their backward run in one layout.
+        x = self.normalization(image.contiguous(memory_format=self.memory_format))
+        children = list(self.layers.named_children())
+        for index, (name, layer) in enumerate(children):
+            if not wanted:
+                return
+            x = layer(x)
+            if name in wanted:
+                wanted.discard(name)
+                following = children[index + 1][1] if index + 1 < len(children) else None
+                # An in-place layer next (VGG's ReLUs) would overwrite what the caller keeps.
+                yield name, x.clone() if getattr(following, "inplace", False) else x
