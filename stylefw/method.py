@@ -46,21 +46,22 @@ class Method(ABC):
         """(height, width) of the image the run will make, for :meth:`check_resources`; None: nothing to check."""
         return planned_shape(cfg.content, cfg.size, role="content", max_pixels=cfg.max_image_pixels)
 
-    def peak_memory_bytes(self, height: int, width: int) -> int | None:
-        """Memory this method will add while making a `height` x `width` image; None: unknown (nothing checked).
+    def peak_memory_bytes(self, height: int, width: int, cfg: DictConfig | None = None) -> int | None:
+        """Memory this method will add while making a `height` x `width` image under the run's `cfg` (its
+        optimizer, say); None: unknown (nothing checked).
 
         Called before anything big is built, so it should stay on the safe side.
         """
         return None
 
-    def check_resources(self, height: int, width: int, device: torch.device) -> None:
+    def check_resources(self, height: int, width: int, device: torch.device, cfg: DictConfig | None = None) -> None:
         """Fail at once, naming the largest size that fits, if the run would not fit in `device`'s free memory."""
-        needed = self.peak_memory_bytes(height, width)
+        needed = self.peak_memory_bytes(height, width, cfg)
         available = available_memory_bytes(device) if needed is not None else None
         if needed is None or available is None or needed <= available:
             return
         longest = max(height, width)
-        fits = _largest_fitting_side(lambda side: self.peak_memory_bytes(*_scaled(height, width, side)), longest,
+        fits = _largest_fitting_side(lambda side: self.peak_memory_bytes(*_scaled(height, width, side), cfg), longest,
                                      available)
         advice = f"use size={fits} or less" if fits else "free memory or use a machine with more"
         raise StylefwError(

@@ -85,7 +85,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     check_mode(cfg, method)
     planned = method.planned_shape(cfg)
     if planned is not None:
-        method.check_resources(*planned, training_device(cfg.trainer.get("accelerator", "auto")))
+        method.check_resources(*planned, training_device(cfg.trainer.get("accelerator", "auto")), cfg)
     quality_metrics = build_quality_metrics(cfg.get("metrics"))
     logger = build_logger(cfg, output_dir)
     context = RunContext(cfg, output_dir, logger)

@@ -143,6 +143,27 @@ def test_memory_estimate_is_on_the_safe_side_of_measured_runs() -> None:
         assert measured_growth <= estimate <= 2 * measured_growth, (side, estimate)
 
 
+def test_memory_estimate_counts_the_configured_optimizer_state() -> None:
+    """The L-BFGS history the config keeps, not torch's default of 100: a 2048² run with the default history of
+    20 must not be refused on a machine where it fits."""
+    from omegaconf import OmegaConf
+
+    from stylefw.plugins.methods.pixel import PixelMethod
+
+    def optimizer(**options) -> OmegaConf:
+        return OmegaConf.create({"optimizer": options})
+
+    history_20 = optimizer(_target_="torch.optim.LBFGS", history_size=20)
+    estimates = [PixelMethod(steps=300).peak_memory_bytes(1024, 1024, cfg) for cfg in (
+        optimizer(_target_="torch.optim.Adam", lr=5.0), history_20,
+        optimizer(_target_="torch.optim.LBFGS", history_size=100), optimizer(_target_="torch.optim.LBFGS"))]
+    assert estimates[0] < estimates[1] < estimates[2] == estimates[3]
+    # Measured (README "Memory"): 1024², 30 steps, history 20: 3.62 GiB peak RSS, ~0.8 GiB of it before the check.
+    measured_growth = (3.62 - 0.8) * 2**30
+    assert measured_growth <= PixelMethod(steps=30).peak_memory_bytes(1024, 1024, history_20) <= 2 * measured_growth
+    assert PixelMethod(steps=300).peak_memory_bytes(2048, 2048, history_20) < 20 * 2**30
+
+
 def test_weights_file_that_is_not_a_state_dict(stylefw_cli, tmp_path: Path) -> None:
     listed, garbage, pickled = tmp_path / "list.pth", tmp_path / "garbage.pth", tmp_path / "model.pth"
     torch.save([torch.zeros(1)], listed)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -24,11 +25,23 @@ MIN_SIDE = 16  # VGG halves the image 4 times before relu5_1
 
 # Peak-memory model, from the peak RSS of `stylefw size=S method.steps=N logger=none threads=1` (Caffe VGG19 to
 # relu5_1, L-BFGS) on CPU: +2.4-2.65 KB per output pixel between 128 and 512 px at 5 steps, and +3.9 KB/px more at
-# 256 px after 120 steps, when L-BFGS holds its full history of 100 image-sized (s, y) pairs (~40 B/px per step).
+# 256 px after 120 steps, when L-BFGS holds its full history of 100 image-sized (s, y) pairs (~40 B/px per pair).
+# Since the backbone went channels-last with heads built between its layers, 5 steps take ~2.0 KB/px (512 -> 1024
+# px, README "Memory"): the activation figure stays on the safe side.
 ACTIVATION_BYTES_PER_PIXEL = 2_800
-HISTORY_BYTES_PER_PIXEL_PER_STEP = 40
-LBFGS_HISTORY = 100  # history_size up to torch's default; the lbfgs option's 20 and Adam keep less (safe side)
+HISTORY_BYTES_PER_PIXEL_PER_PAIR = 40
+TORCH_LBFGS_HISTORY = 100  # torch.optim.LBFGS's history_size when the config gives none
 FIXED_BYTES = 384 * 2**20  # backbone weights, Lightning, the logger's service process (~200 MB measured)
+
+
+def optimizer_pairs(cfg: DictConfig | None) -> int:
+    """Image-sized vector pairs the run's optimizer keeps: L-BFGS its `history_size`; Adam-like ones
+    (no history) their two moment buffers, one pair; torch's L-BFGS default when the config is not known."""
+    if cfg is None or cfg.get("optimizer") is None:
+        return TORCH_LBFGS_HISTORY
+    if "history_size" in cfg.optimizer:
+        return int(cfg.optimizer.history_size)
+    return TORCH_LBFGS_HISTORY if "LBFGS" in str(cfg.optimizer.get("_target_", "")) else 1
 
 
 def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -211,8 +224,10 @@ class PixelMethod(Method):
             raise StylefwError(f"method.pixel_scale={pixel_scale} must be a positive number (255: 8-bit units)")
         self.pixel_scale = float(pixel_scale)
 
-    def peak_memory_bytes(self, height: int, width: int) -> int:
-        per_pixel = ACTIVATION_BYTES_PER_PIXEL + HISTORY_BYTES_PER_PIXEL_PER_STEP * min(self.steps, LBFGS_HISTORY)
+    def peak_memory_bytes(self, height: int, width: int, cfg: DictConfig | None = None) -> int:
+        # An L-BFGS pair per step until the history is full (a fresh optimizer per coarse-to-fine pass).
+        pairs = min(self.steps, optimizer_pairs(cfg))
+        per_pixel = ACTIVATION_BYTES_PER_PIXEL + HISTORY_BYTES_PER_PIXEL_PER_PAIR * pairs
         return FIXED_BYTES + height * width * per_pixel
 
     def run(self, context: RunContext) -> RunResult:
