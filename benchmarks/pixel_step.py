@@ -14,11 +14,14 @@ Variants of the Gram head run side by side in one process:
   fused     the GramMSE autograd function, one product per direction (stylefw's default)
 each with every L-BFGS history size of --history-sizes (optimizer.history_size) and every
 backbone layout of --layouts (backbone.channels_last: channels_last, stylefw's default, or nchw).
-The floor runs on the same backbone as the step, so it follows the layout too.
+--allocator kept (default) runs as every stylefw run does, its freed memory kept mapped
+(stylefw/allocator.py); --allocator glibc leaves the C library's own behaviour. One per process:
+once set, glibc's adaptive thresholds cannot be restored. The floor runs on the same backbone
+and allocator as the step, so it follows both.
 
     python benchmarks/pixel_step.py --sizes 256 512 --steps 20
     python benchmarks/pixel_step.py --variants fused --history-sizes 100 20 50
-    python benchmarks/pixel_step.py --variants fused --layouts channels_last nchw
+    python benchmarks/pixel_step.py --variants fused --layouts channels_last nchw --allocator glibc
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import compose_config, median, table  # noqa: E402
 
 from stylefw import quiet  # noqa: E402
+from stylefw.allocator import freed_memory_kept  # noqa: E402
 from stylefw.context import RunContext  # noqa: E402
 from stylefw.builders import build  # noqa: E402
 
@@ -81,8 +85,8 @@ def gram_head(variant: str):
         gram.GramLoss.distance = original
 
 
-def measure(size: int, steps: int, warmup: int, variant: str, history: int,
-            layout: str) -> tuple[float, float, float]:
+def measure(size: int, steps: int, warmup: int, variant: str, history: int, layout: str,
+            allocator: str) -> tuple[float, float, float]:
     """(median step s, median floor s, median step/floor) for one variant at one size."""
     warmup = max(warmup, history)
     cfg = compose_config(f"size={size}", f"method.steps={steps + warmup}", f"optimizer.history_size={history}",
@@ -92,7 +96,7 @@ def measure(size: int, steps: int, warmup: int, variant: str, history: int,
     timer = PairedTimer(warmup)
     make_trainer = context.make_trainer
     context.make_trainer = lambda **kwargs: make_trainer(**{**kwargs, "callbacks": [*kwargs["callbacks"], timer]})
-    with gram_head(variant):
+    with gram_head(variant), freed_memory_kept() if allocator == "kept" else nullcontext():
         method.run(context)
     ratios = [step / floor for step, floor in zip(timer.steps, timer.floors)]
     return median(timer.steps), median(timer.floors), median(ratios)
@@ -110,25 +114,29 @@ def main() -> None:
                         help="L-BFGS history sizes to time (default: the config's)")
     parser.add_argument("--layouts", nargs="+", default=["channels_last"], choices=list(LAYOUTS),
                         help="backbone memory layouts to time (default: channels_last, the config's)")
+    parser.add_argument("--allocator", default="kept", choices=["kept", "glibc"],
+                        help="kept: freed memory stays mapped, as in stylefw runs (default); glibc: the C library's own")
     args = parser.parse_args()
     quiet.configure(verbose=False)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
     for size in args.sizes:
-        results = {(variant, history, layout): [] for variant in args.variants for history in args.history_sizes
-                   for layout in args.layouts}
+        results = {(variant, history, layout, args.allocator): [] for variant in args.variants
+                   for history in args.history_sizes for layout in args.layouts}
         for _ in range(args.rounds):
             for key, runs in results.items():
                 runs.append(measure(size, args.steps, args.warmup, *key))
                 print(f"{size}² {' '.join(map(str, key))}: step/floor {runs[-1][2]:.3f}",
                       flush=True)  # progress: 512² with a full history of 100 takes minutes per variant
-        for (variant, history, layout), runs in results.items():
+        for (variant, history, layout, allocator), runs in results.items():
             step, floor, ratio = (median([run[i] for run in runs]) for i in range(3))
-            rows.append((f"{size}²", variant, history, layout, f"{step:.3f}", f"{floor:.3f}", f"**{ratio:.3f}**"))
+            rows.append((f"{size}²", variant, history, layout, allocator, f"{step:.3f}", f"{floor:.3f}",
+                         f"**{ratio:.3f}**"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.steps} timed steps (after a full L-BFGS history) x {args.rounds} rounds per variant")
-    print(table(("size", "Gram head", "L-BFGS history", "layout", "s/step", "floor s", "step ÷ floor"), rows))
+    print(table(("size", "Gram head", "L-BFGS history", "layout", "allocator", "s/step", "floor s", "step ÷ floor"),
+                rows))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from stylefw import experiment_log
+from stylefw.allocator import freed_memory_kept
 from stylefw.errors import StylefwError
 from stylefw.builders import build, build_logger
 from stylefw.checks import check_term_weights, weight_key
@@ -68,7 +69,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run the job described by `cfg`, writing into `output_dir`; returns the metrics it saved."""
     threads = torch.get_num_threads()
     try:
-        return _run(cfg, output_dir)
+        with freed_memory_kept():
+            return _run(cfg, output_dir)
     finally:
         torch.set_num_threads(threads)  # the next run in this process (a sweep's) starts from the same default
 
