@@ -33,15 +33,15 @@ def test_run_writes_image_config_and_metrics(compose_cfg, tmp_path: Path) -> Non
     assert saved["image"] == str(png)
 
 
-@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
-def test_optimization_lowers_the_objective(compose_cfg, tmp_path: Path, optimizer: str) -> None:
+@pytest.mark.parametrize("optimizer, pyramid_levels", [("lbfgs", 1), ("adam", 1), ("lbfgs", 3)])
+def test_optimization_lowers_the_objective(compose_cfg, tmp_path: Path, optimizer: str, pyramid_levels: int) -> None:
     """From a noise start the total loss must fall well below its starting value."""
     from stylefw.objective import Objective
     from stylefw.builders import build_terms
     from hydra.utils import instantiate
 
     cfg = compose_cfg(f"optimizer={optimizer}", "method.init=noise", "method.steps=30", "optimizer.lr=12.75"
-                      if optimizer == "adam" else "optimizer.lr=1")
+                      if optimizer == "adam" else "optimizer.lr=1", f"method.pyramid_levels={pyramid_levels}")
     metrics = run(cfg, tmp_path)
     objective = Objective(instantiate(cfg.backbone), build_terms(cfg))
     objective.set_targets(content=load_image(cfg.content, 32), style=load_image(cfg.style, 32, "style"))
@@ -160,6 +160,37 @@ def test_first_lbfgs_step_is_bounded_in_optimizer_units(compose_cfg, pixel_scale
     optimizer.step(closure)
     moved = (module.pixels().detach() - content).abs().sum().item()
     assert 0 < moved <= 1 / pixel_scale + 1e-6
+
+
+def test_pyramid_levels_start_at_the_init_move_coarse_levels_and_clamp_the_sum(compose_cfg) -> None:
+    from functools import partial
+
+    from hydra.utils import instantiate
+
+    from stylefw.builders import build_terms
+    from stylefw.objective import Objective
+    from stylefw.plugins.methods.pixel import PixelMethod, PixelOptimization
+
+    cfg = compose_cfg()
+    content, style = load_image(cfg.content, 33), load_image(cfg.style, 32, "style")
+    objective = Objective(instantiate(cfg.backbone), build_terms(cfg))
+    objective.set_targets(content=content, style=style)
+    module = PixelOptimization(objective, content, style, content, partial(torch.optim.Adam, lr=20.0), clamp=True,
+                               pixel_scale=255.0, pyramid_levels=3)
+    height, width = content.shape[-2:]  # 33 on the longest side: odd sizes halve down
+    assert [tuple(level.shape[-2:]) for level in module.coarse] == [(height // 2, width // 2), (height // 4, width // 4)]
+    torch.testing.assert_close(module.pixels(), content)
+    optimizer = module.configure_optimizers()
+    for _ in range(3):
+        optimizer.zero_grad()
+        objective(module.pixels())[0].backward()
+        optimizer.step()
+        module.on_train_batch_end(None, None, 0)
+    assert all(level.detach().abs().max() > 0 for level in module.coarse)
+    pixels = module.pixels().detach()
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6 and not torch.allclose(pixels, content)
+    with pytest.raises(StylefwError, match="method.pyramid_levels=0 must be a whole number of at least 1"):
+        PixelMethod(pyramid_levels=0)
 
 
 def test_every_run_records_loss_independent_quality_scores(compose_cfg, tmp_path: Path) -> None:
