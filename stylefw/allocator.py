@@ -24,8 +24,13 @@ M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
 LARGEST_MMAP_THRESHOLD = 32 * 2**20  # glibc's cap on 64-bit systems
 KEEP_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: the heap is trimmed only when 2 GiB at its top are free
-DEFAULT_TRIM_THRESHOLD = 128 * 1024  # glibc's defaults, restored after the block
-DEFAULT_MMAP_THRESHOLD = 128 * 1024
+# After the block: where glibc's own adaptive thresholds settle once a process has freed a large block (the mmap
+# threshold rises to the freed size, capped at 32 MiB; the trim threshold to twice that). Setting any threshold
+# ends the adaptation for good, and glibc's start values (128 KiB) would then send every later tensor above
+# 128 KiB to fresh pages: torch code run after a stylefw run in the same process (pastiche in the benchmark)
+# measured 93 -> 125 s.
+SETTLED_MMAP_THRESHOLD = LARGEST_MMAP_THRESHOLD
+SETTLED_TRIM_THRESHOLD = 2 * LARGEST_MMAP_THRESHOLD
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -42,8 +47,8 @@ def _libc() -> ctypes.CDLL | None:
 @contextmanager
 def freed_memory_kept() -> Iterator[bool]:
     """Within the block, allocations up to 32 MiB come from the heap and freed memory stays mapped (glibc only;
-    yields whether it took effect). On exit glibc's defaults return and the free heap is given back
-    (malloc_trim), so the next run in the process (a sweep's) starts from what is really in use."""
+    yields whether it took effect). On exit the thresholds go to where glibc's own settle and the free heap
+    is given back (malloc_trim), so the next run in the process (a sweep's) starts from what is really in use."""
     libc = _libc()
     kept = bool(libc and libc.mallopt(M_MMAP_THRESHOLD, LARGEST_MMAP_THRESHOLD)
                 and libc.mallopt(M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD))
@@ -51,6 +56,6 @@ def freed_memory_kept() -> Iterator[bool]:
         yield kept
     finally:
         if kept:
-            libc.mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD)
-            libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+            libc.mallopt(M_MMAP_THRESHOLD, SETTLED_MMAP_THRESHOLD)
+            libc.mallopt(M_TRIM_THRESHOLD, SETTLED_TRIM_THRESHOLD)
             libc.malloc_trim(0)
