@@ -63,6 +63,25 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous_int)
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt: a checkpoint write cut by a
+    signal ends in torch.save's own RuntimeError (a failed run) instead of an interrupted one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {number: signal.signal(number, lambda signum, frame: received.append(signum))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if received:
+        raise KeyboardInterrupt(f"signal {received[0]}")
+
+
 def fit(trainer: pl.Trainer, module: pl.LightningModule, **fit_kwargs: Any) -> bool:
     """Run ``trainer.fit``; returns True if it was interrupted (Ctrl-C or SIGTERM) instead of raising."""
     try:

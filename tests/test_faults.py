@@ -150,3 +150,22 @@ def test_blow_up_after_the_last_step_is_caught_too(compose_cfg, tmp_path: Path) 
     metrics = run(compose_cfg("method.steps=3", "method.init=noise", blows_up(3)), tmp_path)
     assert metrics["status"] == "failed" and metrics["steps"] == 2 and "at step 4" in metrics["error"]
     assert torch.isfinite(load_image(metrics["image"], None)).all()
+
+
+def test_a_signal_during_a_checkpoint_write_waits_for_the_write(tmp_path: Path) -> None:
+    """SIGTERM mid-save used to cut torch.save and fail the run; now the file is whole and the interrupt follows."""
+    import os
+    import signal
+
+    from stylefw.plugins.methods.fast_training import AtomicCheckpointIO
+    from stylefw.training import sigterm_as_interrupt
+
+    class SignalMidWrite(dict):
+        def __reduce_ex__(self, protocol):  # runs while torch.save is writing
+            os.kill(os.getpid(), signal.SIGTERM)
+            return dict, (dict(self),)
+
+    path = tmp_path / "last.ckpt"
+    with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"state": SignalMidWrite(step=3), "weights": torch.ones(4)}, path)
+    assert torch.load(path, weights_only=False)["state"] == {"step": 3}

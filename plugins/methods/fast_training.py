@@ -13,6 +13,7 @@ from stylefw.atomic import atomic_write
 from stylefw.errors import NonFiniteLossError
 from stylefw.experiment_log import log_image
 from stylefw.objective import Objective
+from stylefw.training import interrupts_deferred
 
 CHECKPOINT_KEY = "stylefw"  # the checkpoint entry that says how to rebuild the net and what it was trained on
 
@@ -154,7 +155,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as stream:
+        with interrupts_deferred(), atomic_write(path, "wb") as stream:
             torch.save(checkpoint, stream)
 
 
