@@ -9,8 +9,9 @@ needs only one:
 
 The products are batched BLAS matrix products. A oneDNN path (the products as 1-D
 convolutions) was dropped: per Gram product it measured 1.0-1.5x faster than ``mm`` on the
-Intel Xeon here (about 2x on an AMD EPYC, per the project notes), and Gram heads are about
-16 % of a step, so it could save a few % of a step; but at 1024 px its reordered
+Intel Xeon here (about 2x on an AMD EPYC, per the project notes), and Gram heads were about
+16 % of a step then (NCHW backbone; 0.09x the channels-last floor at 256² now, their products at
+180-310 GFLOP/s), so it could save a few % of a step; but at 1024 px its reordered
 64 x 1M "kernel" for relu1_1 added 3.3 GB of peak memory, against 1.7 GB for the whole
 forward and backward pass with bmm.
 """
