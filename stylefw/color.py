@@ -8,10 +8,13 @@ so every method (pixel optimisation, a trained network at stylize time) can use 
   are those of YIQ (NTSC), as in Gatys' reference code.
 - Colour histogram matching: an affine map of the colours of one image so that their mean and
   covariance become another's (:func:`match_color_statistics`), applied to the style image
-  before transfer.
+  before transfer; the reverse, the content in the style's colours (:func:`move_color_statistics`
+  with :func:`blended_color_statistics`), is where the pixel method starts by default.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -87,6 +90,20 @@ def _symmetric_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
     return vectors @ torch.diag(values.clamp_min(1e-12) ** power) @ vectors.T
 
 
+def blended_color_statistics(images: Sequence[torch.Tensor], weights: Sequence[float],
+                             eps: float = COVARIANCE_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of the mixture that draws a pixel from ``images[i]`` with probability ``weights[i]``.
+
+    ``μ = Σ wᵢ μᵢ`` and ``Σ = Σ wᵢ (Σᵢ + μᵢ μᵢᵀ) − μ μᵀ`` (weights summing to 1; each ``Σᵢ`` already
+    has ``eps·I``): the statistics of the styles' pixels pooled in those proportions. Averaging the
+    covariances alone would drop the spread between the styles' mean colours.
+    """
+    parts = [color_statistics(image, eps) for image in images]
+    mean = sum(w * m for w, (m, _) in zip(weights, parts))
+    second_moment = sum(w * (c + torch.outer(m, m)) for w, (m, c) in zip(weights, parts))
+    return mean, second_moment - torch.outer(mean, mean)
+
+
 def match_color_statistics(image: torch.Tensor, reference: torch.Tensor, eps: float = COVARIANCE_EPS) -> torch.Tensor:
     """`image`'s colours moved so their mean and covariance are `reference`'s (linear colour histogram matching).
 
@@ -97,9 +114,14 @@ def match_color_statistics(image: torch.Tensor, reference: torch.Tensor, eps: fl
     image (singular covariance) still gives a finite A. The result is clipped to [0, 1], which
     moves the statistics slightly when the reference's colours reach the ends of the range.
     """
+    return move_color_statistics(image, *color_statistics(reference, eps), eps)
+
+
+def move_color_statistics(image: torch.Tensor, mean: torch.Tensor, covariance: torch.Tensor,
+                          eps: float = COVARIANCE_EPS) -> torch.Tensor:
+    """`image`'s colours moved to the given mean and covariance (:func:`match_color_statistics`'s transform)."""
     image_mean, image_cov = color_statistics(image, eps)
-    reference_mean, reference_cov = color_statistics(reference, eps)
-    transform = _symmetric_power(reference_cov, 0.5) @ _symmetric_power(image_cov, -0.5)
+    transform = _symmetric_power(covariance, 0.5) @ _symmetric_power(image_cov, -0.5)
     centred = image.to(torch.float64) - image_mean.view(1, 3, 1, 1)
-    matched = _apply_matrix(transform, centred) + reference_mean.view(1, 3, 1, 1)
+    matched = _apply_matrix(transform, centred) + mean.view(1, 3, 1, 1)
     return matched.clamp(0, 1).to(image.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from stylefw.color import (
+    blended_color_statistics,
     color_statistics,
     luminance,
     luminance_image,
@@ -14,6 +15,7 @@ from stylefw.color import (
     rgb_to_yiq,
     yiq_to_rgb,
 )
+from stylefw.plugins.methods.pixel import initial_image
 
 
 def moderate_image(seed: int, size: int = 12, centre: tuple[float, float, float] = (0.5, 0.5, 0.5),
@@ -99,3 +101,31 @@ def test_histogram_matching_keeps_dtype_and_range() -> None:
     matched = match_color_statistics(image, torch.rand(1, 3, 7, 9))
     assert matched.dtype == torch.float32 and matched.shape == image.shape
     assert 0 <= matched.min() and matched.max() <= 1
+
+
+def test_blended_statistics_are_those_of_the_pooled_pixels() -> None:
+    """Naive reference: with weights proportional to pixel counts the blend is the concatenated pixels."""
+    small = moderate_image(13, size=6, centre=(0.2, 0.5, 0.7))
+    large = moderate_image(14, size=12, centre=(0.7, 0.4, 0.3))
+    pooled = torch.cat([small.flatten(2), large.flatten(2)], dim=2).unsqueeze(-1)  # 1×3×(36+144)×1
+    mean, covariance = blended_color_statistics([small, large], [0.2, 0.8], eps=0)
+    pooled_mean, pooled_covariance = color_statistics(pooled, eps=0)
+    assert torch.allclose(mean, pooled_mean, atol=1e-12)
+    assert torch.allclose(covariance, pooled_covariance, atol=1e-12)
+    only_small = blended_color_statistics([small, large], [1.0, 0.0], eps=0)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(only_small, color_statistics(small, eps=0)))
+
+
+def test_content_in_style_colors_init_has_the_styles_colours_and_the_contents_layout() -> None:
+    content = moderate_image(15, size=16, centre=(0.45, 0.5, 0.4), spread=0.1)
+    styles = [moderate_image(16, centre=(0.55, 0.45, 0.4), spread=0.06),
+              moderate_image(17, centre=(0.45, 0.45, 0.55), spread=0.06)]
+    start = initial_image("content_in_style_colors", content, styles, [0.5, 0.5])
+    mean, covariance = color_statistics(start, eps=0)
+    blend_mean, blend_covariance = blended_color_statistics(styles, [0.5, 0.5], eps=0)
+    assert torch.allclose(mean, blend_mean, atol=1e-6) and torch.allclose(covariance, blend_covariance, atol=5e-5)
+    # every pixel went through the same affine colour map: the layout (edges, shapes) is the content's
+    pixels = torch.cat([content.flatten(2)[0].T, torch.ones(16 * 16, 1, dtype=content.dtype)], dim=1)
+    fitted = torch.linalg.lstsq(pixels, start.flatten(2)[0].T).solution
+    assert torch.allclose(pixels @ fitted, start.flatten(2)[0].T, atol=1e-9)
+    assert (mean - color_statistics(content, eps=0)[0]).abs().max() > 0.05  # the colours did move

@@ -51,7 +51,7 @@ def test_optimization_lowers_the_objective(compose_cfg, tmp_path: Path, optimize
     assert metrics["loss"]["total"] < 0.5 * start.item()
 
 
-@pytest.mark.parametrize("init", ["content", "noise", "style"])
+@pytest.mark.parametrize("init", ["content", "content_in_style_colors", "noise", "style"])
 def test_init_choices(compose_cfg, tmp_path: Path, init: str) -> None:
     metrics = run(compose_cfg(f"method.init={init}", "method.steps=1"), tmp_path)
     assert metrics["status"] == "completed"

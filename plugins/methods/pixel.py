@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from stylefw.color import blended_color_statistics, move_color_statistics
 from stylefw.errors import NonFiniteLossError, StylefwError
 from stylefw.experiment_log import ImageLogger
 from stylefw.images import load_image
@@ -19,7 +20,7 @@ from stylefw.method import Method, OptimizerFactory, RunContext, RunResult
 from stylefw.objective import Objective
 from stylefw.training import StepProgressBar, fit, sigterm_as_interrupt
 
-INIT_CHOICES = ("content", "noise", "style")
+INIT_CHOICES = ("content", "content_in_style_colors", "noise", "style")
 SQRT2 = 2 ** 0.5
 MIN_SIDE = 16  # VGG halves the image 4 times before relu5_1
 
@@ -44,16 +45,21 @@ def optimizer_pairs(cfg: DictConfig | None) -> int:
     return TORCH_LBFGS_HISTORY if "LBFGS" in str(cfg.optimizer.get("_target_", "")) else 1
 
 
-def initial_image(init: str, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """The image optimisation starts from, at the content's size: ``init`` is ``content``, ``noise`` (uniform in
-    [0, 1]), ``style`` (`style` resized to the content's size, stretched if its aspect differs), or an image path."""
+def initial_image(init: str, content: torch.Tensor, styles: Sequence[torch.Tensor],
+                  style_weights: Sequence[float]) -> torch.Tensor:
+    """The image optimisation starts from, at the content's size: ``init`` is ``content``,
+    ``content_in_style_colors`` (the content's colours moved to the mean and covariance of the styles' blended
+    colours, see :func:`~stylefw.color.move_color_statistics`), ``noise`` (uniform in [0, 1]), ``style`` (the first
+    style resized to the content's size, stretched if its aspect differs), or an image path."""
     size = content.shape[-2:]
     if init == "content":
         return content.clone()
+    if init == "content_in_style_colors":
+        return move_color_statistics(content, *blended_color_statistics(styles, style_weights))
     if init == "noise":
         return torch.rand_like(content)
     if init == "style":
-        return F.interpolate(style, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+        return F.interpolate(styles[0], size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
     image = load_image(init, None, role=f"method.init (one of {', '.join(INIT_CHOICES)} or an image)")
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
@@ -208,8 +214,10 @@ class PixelMethod(Method):
 
     Args:
         steps: optimizer steps (one objective evaluation each with L-BFGS ``max_iter=1``).
-        init: ``content``, ``noise`` (uniform), ``style`` (the first style, resized to the content), or an
-            image path. Under ``preserve_color=luminance`` content and style are the run's grey luminance images.
+        init: ``content``, ``content_in_style_colors`` (the content with its colours' mean and covariance
+            moved to the styles' blend: the layout of the photo, the palette of the painting), ``noise``
+            (uniform), ``style`` (the first style, resized to the content), or an image path. Under
+            ``preserve_color=luminance`` content and style are the run's grey luminance images.
         log_every: log loss terms every N steps.
         image_every: log the current image every N steps (0 = only the final image).
         clamp: project the image back into [0, 1] after every step. Without it L-BFGS drifts
@@ -257,7 +265,8 @@ class PixelMethod(Method):
     def run(self, context: RunContext) -> RunResult:
         full_size = context.content.shape[-2:]
         shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles])
-        image = initial_image(self.init, resized(context.content, shapes[0]), context.style)  # noise at the first size
+        first = resized(context.content, shapes[0])  # noise at the first pass's size
+        image = initial_image(self.init, first, context.styles, context.style_weights)
         steps, result, finished = 0, None, -1
         try:
             with sigterm_as_interrupt():  # also between passes: a stop keeps the last pass's result
