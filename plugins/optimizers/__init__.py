@@ -1,0 +1,1 @@
+"""Optimizers written for stylefw (configs in conf/optimizer)."""
