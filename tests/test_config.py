@@ -43,7 +43,7 @@ def test_default_config_is_the_offline_gatys_job(compose_cfg) -> None:
     assert list(cfg.loss) == ["gram", "tv"]
     assert cfg.content_loss.layers == ["relu4_2"]
     assert cfg.loss.gram.layers == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-    assert cfg.method._target_.endswith("PixelMethod") and cfg.method.init == "content"
+    assert cfg.method._target_.endswith("PixelMethod") and cfg.method.init == "content_in_style_colors"
     assert cfg.optimizer._target_ == "stylefw.plugins.optimizers.lbfgs.LBFGS"
     assert cfg.logger._target_.endswith("WandbLogger")
     assert cfg.content == "astronaut" and cfg.style == "church_at_auvers" and cfg.size == 512

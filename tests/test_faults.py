@@ -60,7 +60,7 @@ def test_last_good_image_is_the_one_before_the_blow_up(compose_cfg, tmp_path: Pa
 
 
 def test_blow_up_at_the_first_step_keeps_the_initial_image(compose_cfg, tmp_path: Path) -> None:
-    metrics = run(compose_cfg("method.steps=5", blows_up(0)), tmp_path)
+    metrics = run(compose_cfg("method.steps=5", "method.init=content", blows_up(0)), tmp_path)
     assert metrics["status"] == "failed" and metrics["steps"] == 0 and "at step 1" in metrics["error"]
     content = load_image("astronaut", 32)
     assert torch.allclose(load_image(metrics["image"], None), content, atol=1 / 255)

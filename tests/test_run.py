@@ -203,7 +203,7 @@ def test_every_run_records_loss_independent_quality_scores(compose_cfg, tmp_path
 
 def test_quality_scores_rank_a_content_start_closer_to_the_content_than_a_noise_start(compose_cfg,
                                                                                         tmp_path: Path) -> None:
-    kept = run(compose_cfg("method.steps=1"), tmp_path / "content")["quality"]
+    kept = run(compose_cfg("method.steps=1", "method.init=content"), tmp_path / "content")["quality"]
     noise = run(compose_cfg("method.steps=1", "method.init=noise"), tmp_path / "noise")["quality"]
     assert kept["content_distance"] < 0.1 < noise["content_distance"]
 
