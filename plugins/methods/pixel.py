@@ -213,7 +213,7 @@ class PixelMethod(Method):
     """Gatys-style optimisation of the pixels.
 
     Args:
-        steps: optimizer steps (one objective evaluation each with L-BFGS ``max_iter=1``).
+        steps: optimizer steps (one objective evaluation each with the L-BFGS configs and Adam).
         init: ``content``, ``content_in_style_colors`` (the content with its colours' mean and covariance
             moved to the styles' blend: the layout of the photo, the palette of the painting), ``noise``
             (uniform), ``style`` (the first style, resized to the content), or an image path. Under
@@ -267,7 +267,7 @@ class PixelMethod(Method):
     def run(self, context: RunContext) -> RunResult:
         full_size = context.content.shape[-2:]
         shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles])
-        first = resized(context.content, shapes[0])  # noise at the first pass's size
+        first = resized(context.content, shapes[0])  # every start, noise too, is made at the first pass's size
         image = initial_image(self.init, first, context.styles, context.style_weights)
         steps, result, finished = 0, None, -1
         try:
