@@ -43,7 +43,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def save_strip(path: Path, images: list[torch.Tensor]) -> None:
-    from stylefw.images import save_png
+    from stylefw.image.io import save_png
 
     height = min(image.shape[-2] for image in images)
     resized = [torch.nn.functional.interpolate(image, size=(height, round(image.shape[-1] * height / image.shape[-2])),

@@ -39,7 +39,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, compose_config, median, save_strip, table  # noqa: E402
 
-from stylefw.images import load_image, to_pil  # noqa: E402
+from stylefw.image.io import load_image, to_pil  # noqa: E402
 
 Stylize = Callable[[torch.Tensor], torch.Tensor]  # 1x3xHxW in [0, 1] -> same
 
@@ -74,7 +74,7 @@ def load_nets(specs: list[str]) -> dict[str, torch.nn.Module]:
     """name=checkpoint pairs as trained nets; none given: random-weight nets of every `net` option."""
     from hydra.utils import instantiate
 
-    from stylefw.plugins.methods.fast_stylize import load_net
+    from stylefw.plugins.methods.fast.checkpoint import load_net
 
     def random_net(option: str) -> torch.nn.Module:
         return instantiate(compose_config("method=fast", f"net={option}").net).eval()
@@ -89,7 +89,7 @@ def load_nets(specs: list[str]) -> dict[str, torch.nn.Module]:
 def runtimes(net: torch.nn.Module, example: torch.Tensor, threads: int, folder: Path, name: str) -> dict[str, Stylize]:
     """The net in every runtime, each warmed up on `example` (torch.compile compiles there)."""
     from stylefw.deploy import Stylizer
-    from stylefw.plugins.methods.fast_export import export_onnx
+    from stylefw.plugins.methods.fast.export import export_onnx
 
     def eager(photo: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -140,7 +140,7 @@ def speed_section(nets: dict[str, torch.nn.Module], reference: Stylize, photo: t
 
 
 def quality_section(nets: dict[str, torch.nn.Module], reference: Stylize, args: argparse.Namespace) -> None:
-    from stylefw.metrics import build_quality_metrics
+    from stylefw.quality import build_quality_metrics
 
     metrics = build_quality_metrics(compose_config().metrics)
     style = load_image(args.style, args.size, role="style")
@@ -190,7 +190,7 @@ def stylizer_of(net: torch.nn.Module) -> Stylize:
 def tiling_section(specs: list[str], size: int, tile: int) -> None:
     """Peak RSS of `stylefw method=fast mode=stylize` on a size x size photo, whole (tile >= size) and tiled;
     then how far tiled output is from whole-image output, by where the instance-norm statistics come from."""
-    from stylefw.plugins.methods.fast_stylize import load_net
+    from stylefw.plugins.methods.fast.checkpoint import load_net
 
     rows, fidelity = [], []
     for spec in specs:
@@ -208,7 +208,7 @@ def tiling_section(specs: list[str], size: int, tile: int) -> None:
 
 def tiling_errors(net: torch.nn.Module, size: int = 768, tile: int = 256, overlap: int = 32) -> list[float]:
     from stylefw.deploy.tiling import stylize_in_tiles
-    from stylefw.plugins.methods.fast_stylize import stylize_image
+    from stylefw.plugins.methods.fast.stylize import stylize_image
 
     image = load_image("astronaut", size)
     with torch.no_grad():

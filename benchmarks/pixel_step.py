@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import compose_config, median, table  # noqa: E402
 
 from stylefw import quiet  # noqa: E402
-from stylefw.allocator import freed_memory_kept  # noqa: E402
-from stylefw.context import RunContext  # noqa: E402
-from stylefw.builders import build  # noqa: E402
+from stylefw.runtime.resources import freed_memory_kept  # noqa: E402
+from stylefw.method import RunContext  # noqa: E402
+from stylefw.errors import build  # noqa: E402
 
 VARIANTS = ("autograd", "fused")
 LAYOUTS = {"channels_last": "backbone.channels_last=true", "nchw": "backbone.channels_last=false"}
@@ -91,7 +91,7 @@ def measure(size: int, steps: int, warmup: int, variant: str, history: int, layo
     warmup = max(warmup, history)
     cfg = compose_config(f"size={size}", f"method.steps={steps + warmup}", f"optimizer.history_size={history}",
                          LAYOUTS[layout], "logger=none", "metrics=none")
-    context = RunContext(cfg, Path("/tmp/stylefw-bench"), logger=None)
+    context = RunContext(cfg, Path("/tmp/stylefw-bench"))
     method = build(cfg.method, "method")
     timer = PairedTimer(warmup)
     make_trainer = context.make_trainer

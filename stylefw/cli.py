@@ -1,19 +1,22 @@
-"""The `stylefw` command: Hydra composes the config from the plugin registry in conf/, then runs it."""
+"""The `stylefw` command: Hydra composes the config from the plugin registry in conf/, then runs it.
+
+A single run goes straight to :func:`stylefw.run.run`. A multirun (``-m``) takes the sweep branch: each
+job runs through :func:`stylefw.sweep.job.run_job` and the summary callback is added to Hydra's config;
+a single run imports no sweep module.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import sys
-import time
-import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from stylefw.errors import StylefwError, config_error_message, show_warnings_as_one_line
 from stylefw.schema import register_schema
@@ -22,6 +25,7 @@ EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 3  # the run stopped (e.g. the loss became NaN); its last good image was saved
 EXIT_INTERRUPTED = 130
 _DEBUG_FLAG = re.compile(r"^\+{0,2}debug=(true|yes|on|1)$", re.IGNORECASE)
+_MULTIRUN_FLAGS = ("-m", "--multirun")
 
 register_schema()
 _show_tracebacks = False  # HYDRA_FULL_ERROR=1 or debug=true on the command line; set by main()
@@ -31,56 +35,65 @@ _main_pid: int | None = None  # the process that runs main(); a sweep's job may 
 
 @hydra.main(version_base="1.3", config_path="pkg://stylefw.conf", config_name="config")
 def _task(cfg: DictConfig) -> float | None:
-    from stylefw import quiet
+    from stylefw.runtime.lightning import configure_quiet
 
-    quiet.configure(bool(cfg.verbose))
-    from stylefw.run import run
-    from stylefw.sweep_job import record_failed_job, set_job_threads
-
+    configure_quiet(bool(cfg.verbose))
     global _in_task
     hydra_cfg = HydraConfig.get()
-    single_run = hydra_cfg.mode == RunMode.RUN
     output_dir = Path(hydra_cfg.runtime.output_dir)
     show_tracebacks = _show_tracebacks or bool(cfg.get("debug"))
-    if not single_run:
-        set_job_threads(cfg, hydra_cfg.launcher)
     _in_task = True
-    started = time.perf_counter()
     try:
-        metrics = run(cfg, output_dir)
-    except Exception as error:
-        if not single_run and not show_tracebacks:  # one failed job must not stop the sweep or lose its row
-            if not isinstance(error, StylefwError):
-                traceback.print_exc()  # a bug, not a user error: show where
-            metrics = record_failed_job(output_dir, error, started, cfg.get("objective"))
-        elif isinstance(error, StylefwError) and not show_tracebacks:
-            _fail(str(error), EXIT_USER_ERROR)
-        else:
-            raise
+        if hydra_cfg.mode == RunMode.RUN:
+            _single_run(cfg, output_dir, show_tracebacks)
+            return None
+        return _sweep_job(cfg, output_dir, hydra_cfg, show_tracebacks)
     finally:
         _in_task = False
+
+
+def _single_run(cfg: DictConfig, output_dir: Path, show_tracebacks: bool) -> None:
+    from stylefw.run import run
+
+    try:
+        metrics = run(cfg, output_dir)
+    except StylefwError as error:
+        if show_tracebacks:
+            raise
+        _fail(str(error), EXIT_USER_ERROR)
+    _announce(metrics)
+    if metrics["status"] == "failed":
+        sys.exit(EXIT_RUN_FAILED)
+    if metrics["status"] == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _sweep_job(cfg: DictConfig, output_dir: Path, hydra_cfg: Any, show_tracebacks: bool) -> float | None:
+    """One job of a sweep; returns what the sweeper minimises (docs/sweeps.md, "The objective")."""
+    from stylefw.sweep.job import run_job
+
+    try:
+        metrics, objective = run_job(cfg, output_dir, hydra_cfg.launcher, hydra_cfg.sweeper, show_tracebacks)
+    except StylefwError as error:
+        if show_tracebacks:
+            raise
+        _fail(str(error), EXIT_USER_ERROR)
+    _announce(metrics)
+    if metrics["status"] == "interrupted" and os.getpid() == _main_pid:
+        raise KeyboardInterrupt  # Ctrl-C at the terminal stops the whole sweep; a job elsewhere (SLURM's limit) not
+    return objective
+
+
+def _announce(metrics: dict[str, Any]) -> None:
+    """The run's last line: where its result is, or why it failed."""
     if metrics["status"] == "failed":
         print(f"stylefw: error: {metrics['error']}", file=sys.stderr)
-        if single_run:
-            sys.exit(EXIT_RUN_FAILED)
-        return metrics.get("objective")
+        return
     where = ", ".join([metrics.get("output", metrics["image"]), *metrics.get("files", [])])
     if metrics["status"] == "interrupted":
         print(f"stylefw: interrupted after {metrics['steps']} steps; current result saved to {where}", file=sys.stderr)
-        if single_run:
-            sys.exit(EXIT_INTERRUPTED)
-        if os.getpid() == _main_pid:  # Ctrl-C at the terminal stops the whole sweep, not just this run
-            raise KeyboardInterrupt
-        return metrics.get("objective")  # a job elsewhere stopped (SLURM's time limit): the sweep goes on
-    print(f"Saved {where}")
-    if not single_run and metrics.get("objective") is None \
-            and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")).lower():
-        # Optuna cannot rank a trial without a number, and would stop the study with a traceback.
-        metric = OmegaConf.select(cfg, "objective.metric")
-        _fail(f"objective.metric={metric} is not a number in this run's metrics.json "
-              f"({output_dir / 'metrics.json'}): name one of its keys, e.g. quality.style_distance "
-              "(which needs metrics=default)", EXIT_USER_ERROR)
-    return metrics.get("objective")  # what a sweeper minimises (README "Sweeps")
+    else:
+        print(f"Saved {where}")
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -97,6 +110,10 @@ def _setup_error_message(error: BaseException) -> str | None:
             "or set hydra.run.dir=/writable/folder (hydra.sweep.dir=... with -m)")
 
 
+def _is_multirun(arguments: list[str]) -> bool:
+    return any(argument in _MULTIRUN_FLAGS for argument in arguments) or "hydra.mode=MULTIRUN" in arguments
+
+
 def main() -> None:
     global _show_tracebacks, _main_pid
     _main_pid = os.getpid()
@@ -104,6 +121,11 @@ def main() -> None:
     # Hydra then re-raises its own errors instead of printing them over several lines; they are reported below.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     show_warnings_as_one_line()
+    multirun = _is_multirun(sys.argv[1:])
+    if multirun:
+        from stylefw.sweep.summary import HYDRA_OVERRIDE
+
+        sys.argv.append(HYDRA_OVERRIDE)
     try:
         _task()
     except StylefwError as error:
@@ -118,10 +140,11 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C before or after the optimisation (during it, the run saves and returns)
         if _show_tracebacks:
             raise
-        from stylefw.sweep import report_interrupted_sweep
+        if multirun:
+            from stylefw.sweep.summary import report_interrupted_sweep
 
-        if report_interrupted_sweep():
-            _fail("sweep interrupted: the runs it made are summarised above", EXIT_INTERRUPTED)
+            if report_interrupted_sweep():
+                _fail("sweep interrupted: the runs it made are summarised above", EXIT_INTERRUPTED)
         _fail("interrupted before any result was made", EXIT_INTERRUPTED)
 
 

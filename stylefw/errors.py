@@ -1,7 +1,9 @@
-"""User-facing errors and warnings: the CLI prints each as one line, without a traceback."""
+"""User-facing errors and warnings (the CLI prints each as one line, without a traceback), and the range checks
+every plugin and the run use to raise them: each names the key, the value and the fix."""
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from typing import Any, TextIO
@@ -26,6 +28,73 @@ class StylefwWarning(UserWarning):
 
 def warn(message: str) -> None:
     warnings.warn(message, StylefwWarning, stacklevel=2)
+
+
+def build(node: Any, what: str, **kwargs: Any) -> Any:
+    """The plugin a config node describes (Hydra's instantiate), with its errors as one line naming `what`."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, StylefwError):
+            raise error.__cause__ from None
+        raise StylefwError(f"{what} could not be built: {' '.join(str(error).split())}") from error
+
+
+# --------------------------------------------------------------------------- range checks
+
+
+def _fix(hint: str) -> str:
+    return f" ({hint})" if hint else ""
+
+
+def check_whole_number(key: str, value: Any, least: int = 1, *, optional: bool = False, hint: str = "") -> int | None:
+    """`value` if it is a whole number of at least `least` (or None when `optional`); else a StylefwError
+    ``key=value must be a whole number of at least N`` (``a positive whole number`` for N = 1)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
+        raise StylefwError(f"{key}={value} must be {what}{', or null' if optional else ''}{_fix(hint)}")
+    return value
+
+
+def check_number(key: str, value: Any, *, least: float | None = None, above: float | None = None,
+                 below: float | None = None, at_most: float | None = None, optional: bool = False,
+                 hint: str = "") -> float | None:
+    """`value` as a float if it is a finite number within the bounds given (``least <=``, ``above <``, ``< below``,
+    ``<= at_most``; or None when `optional`); else a StylefwError naming the key, the value and the range."""
+    if value is None and optional:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or (least is not None and value < least) or (above is not None and value <= above) \
+            or (below is not None and value >= below) or (at_most is not None and value > at_most):
+        raise StylefwError(f"{key}={value} must be {_range(least, above, below, at_most)}"
+                           f"{', or null' if optional else ''}{_fix(hint)}")
+    return float(value)
+
+
+def _range(least: float | None, above: float | None, below: float | None, at_most: float | None) -> str:
+    low = f"[{least:g}" if least is not None else f"({above:g}" if above is not None else None
+    high = f"{below:g})" if below is not None else f"{at_most:g}]" if at_most is not None else None
+    if low and high:
+        return f"a number in {low}, {high}"
+    if above == 0 and not high:
+        return "a positive number"
+    if low:
+        return f"a number {'>=' if least is not None else '>'} {least if least is not None else above:g}"
+    if high:
+        return f"a number {'<' if below is not None else '<='} {below if below is not None else at_most:g}"
+    return "a finite number"
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...], hint: str = "") -> str:
+    """`value` if it is one of `choices`, else a StylefwError listing them."""
+    if value not in choices:
+        raise StylefwError(f"{key}={value} is not one of {', '.join(choices)}{_fix(hint)}")
+    return str(value)
 
 
 def show_warnings_as_one_line() -> None:
@@ -105,7 +174,9 @@ def _unknown_key_message(cause: Any) -> str:
 
     parent, _, key = str(cause.full_key).rpartition(".")
     node = cause.parent_node
-    known = [str(name) for name in node.keys() if name != "hydra"] if node is not None else []
+    # Keys Hydra reads (_target_, _partial_) are not the user's to set.
+    known = [str(name) for name in node.keys() if name != "hydra" and not str(name).startswith("_")] \
+        if node is not None else []
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     prefix = f"{parent}." if parent else ""
     hint = f": did you mean {prefix}{close[0]}?" if close else (f": {parent or 'the top level'} has {', '.join(known)}"

@@ -1,4 +1,4 @@
-"""stylefw.allocator: freed memory stays mapped during a run and is given back after it."""
+"""stylefw.runtime.resources: freed memory stays mapped during a run and is given back after it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from stylefw.allocator import freed_memory_kept
+from stylefw.runtime.resources import freed_memory_kept
 
 BLOCK = 24 * 2**20  # under glibc's largest mmap threshold (32 MiB), above its default (128 KiB): a fresh mapping
 

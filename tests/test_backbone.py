@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stylefw.errors import StylefwError
-from stylefw.plugins.backbones import vgg_weights
+from stylefw.plugins.backbones import vgg as vgg_weights
 from stylefw.plugins.backbones.vgg import VGG
 
 VGG19_NAMES = [
@@ -195,7 +195,7 @@ class TestCaffeWeights:
     def test_features_are_sensible_on_a_photo(self, vgg19: VGG) -> None:
         """A photo's deep features are closer to a slightly blurred copy than to a shuffled one,
         and an ImageNet class photo activates far more than a flat gray image."""
-        from stylefw.images import load_image
+        from stylefw.image.io import load_image
         from torch.nn.functional import avg_pool2d, interpolate
 
         photo = load_image("astronaut", 128)

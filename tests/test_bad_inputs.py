@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import io
 import re
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
-from stylefw.outputs import is_writable_folder
+from stylefw.runtime.files import is_writable_folder
 
 
 def one_error_line(result) -> str:
@@ -96,15 +98,16 @@ def test_unwritable_run_folder(stylefw_cli, unwritable_dir: Path) -> None:
         (["size=0"], "size=0 must be a positive whole number"),
         (["size=8"], "at size=8 the content image becomes 8x8 px, but the backbone's deepest layer needs at least "
                      "16 px on each side: use size=16 or more"),
-        (["method.steps=-3"], "method.steps=-3 must be a whole number of at least 1"),
-        (["method.steps=abc"], "method.steps=abc must be a whole number of at least 1"),
+        (["method.steps=-3"], "method.steps=-3 must be a positive whole number"),
+        (["method.steps=abc"], "method.steps=abc must be a positive whole number"),
         (["loss.gram.weight=abc"], "loss.gram.weight=abc must be a number >= 0"),
         (["loss.gram.weight=-1"], "loss.gram.weight=-1 must be a number >= 0 (0 turns the term off)"),
         (["content_loss.weight=[1,2]"], "content_loss.weight=[1, 2] must be a number >= 0"),
-        (["optimizer.lr=-1"], "optimizer could not be built (Invalid learning rate: -1)"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1 must be a positive number"),
+        (["optimizer=adam", "optimizer.lr=-1"], "optimizer could not be built (Invalid learning rate: -1)"),
         (["optimizer=adam", "optimizer.lr=fast"], "optimizer could not be built"),
         (["threads=0"], "threads=0 must be a positive whole number"),
-        (["max_image_pixels=0"], "max_image_pixels=0 must be a positive whole number, or null for no limit"),
+        (["max_image_pixels=0"], "max_image_pixels=0 must be a positive whole number, or null (null: no limit)"),
         (["output=result.jpg"], "must end in .png"),
     ],
 )
@@ -119,17 +122,24 @@ def test_elongated_image_names_the_size_that_works(stylefw_cli, tmp_path: Path) 
     assert "the style image becomes 32x1 px" in line and "use size=800 or more, or a less elongated image" in line
 
 
+def optimizing_with(factory) -> SimpleNamespace:
+    """What PixelMethod.peak_memory_bytes reads of a run's context: its optimizer factory."""
+    return SimpleNamespace(optimizer=factory)
+
+
 def test_run_too_big_for_memory_names_the_largest_size_that_fits(stylefw_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     import stylefw.method
     from stylefw.plugins.methods.pixel import PixelMethod
+    from stylefw.plugins.optimizers.lbfgs import LBFGS
 
     available = 700 * 2**20
     monkeypatch.setattr(stylefw.method, "available_memory_bytes", lambda device: available)
     line = one_error_line(stylefw_cli("size=512"))
     assert "size=512 needs about" in line and "GiB is free on cpu: use size=" in line
     largest = int(line.split("use size=")[1].split()[0])
-    method = PixelMethod(steps=3)
-    assert method.peak_memory_bytes(largest, largest) <= available < method.peak_memory_bytes(largest + 1, largest + 1)
+    method, context = PixelMethod(steps=3), optimizing_with(partial(LBFGS, history_size=20))  # the default's
+    assert method.peak_memory_bytes(largest, largest, context) <= available \
+        < method.peak_memory_bytes(largest + 1, largest + 1, context)
     assert stylefw_cli(f"size={min(largest, 32)}", "method.steps=1").code == 0
 
 
@@ -138,25 +148,22 @@ def test_memory_estimate_is_on_the_safe_side_of_measured_runs() -> None:
     before the check) and at 256 px, 120 steps (1.35 GB): the estimate must cover the growth, by at most 2x."""
     from stylefw.plugins.methods.pixel import PixelMethod
 
+    torch_lbfgs = optimizing_with(torch.optim.LBFGS)  # those runs kept torch's default history of 100
     for side, steps, measured_growth in ((512, 300, 1.7e9), (256, 120, 0.55e9)):
-        estimate = PixelMethod(steps=steps).peak_memory_bytes(side, side)
+        estimate = PixelMethod(steps=steps).peak_memory_bytes(side, side, torch_lbfgs)
         assert measured_growth <= estimate <= 2 * measured_growth, (side, estimate)
 
 
 def test_memory_estimate_counts_the_configured_optimizer_state() -> None:
-    """The L-BFGS history the config keeps, not torch's default of 100: a 2048² run with the default history of
+    """The history the configured optimizer keeps, asked of the optimizer: a 2048² run with the default history of
     20 must not be refused on a machine where it fits."""
-    from omegaconf import OmegaConf
-
     from stylefw.plugins.methods.pixel import PixelMethod
+    from stylefw.plugins.optimizers.lbfgs import LBFGS
 
-    def optimizer(**options) -> OmegaConf:
-        return OmegaConf.create({"optimizer": options})
-
-    history_20 = optimizer(_target_="torch.optim.LBFGS", history_size=20)
-    estimates = [PixelMethod(steps=300).peak_memory_bytes(1024, 1024, cfg) for cfg in (
-        optimizer(_target_="torch.optim.Adam", lr=5.0), history_20,
-        optimizer(_target_="torch.optim.LBFGS", history_size=100), optimizer(_target_="torch.optim.LBFGS"))]
+    history_20 = optimizing_with(partial(LBFGS, history_size=20))
+    estimates = [PixelMethod(steps=300).peak_memory_bytes(1024, 1024, context) for context in (
+        optimizing_with(partial(torch.optim.Adam, lr=5.0)), history_20,
+        optimizing_with(partial(torch.optim.LBFGS, history_size=100)), optimizing_with(torch.optim.LBFGS))]
     assert estimates[0] < estimates[1] < estimates[2] == estimates[3]
     # Measured (README "Memory"): 1024², 30 steps, history 20: 3.70 GiB peak RSS, ~0.8 GiB of it before the check.
     measured_growth = (3.70 - 0.8) * 2**30
@@ -225,7 +232,7 @@ def test_unquoted_accented_path_shows_the_quoted_form(stylefw_cli) -> None:
 def test_container_memory_limit_counts_as_available(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    files: dict[str, str], expected: int | None) -> None:
     """docker --memory: the cgroup's limit minus its usage (page cache counts as free) caps what is available."""
-    import stylefw.resources as resources
+    import stylefw.runtime.resources as resources
 
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def test_help_lists_every_config_group_and_option(tmp_path: Path) -> None:
     result = stylefw("--help", cwd=tmp_path)
     assert result.returncode == 0
     for line in ("backbone: vgg16, vgg19", "loss: gram, hist, shifted_gram, tv", "method: fast, pixel",
-                 "optimizer: adam, lbfgs", "logger: csv, none, wandb"):
+                 "optimizer: adam, adam_net, lbfgs, lbfgs_torch", "logger: csv, none, wandb"):
         assert line in result.stdout
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stylefw.color import (
+from stylefw.image.color import (
     blended_color_statistics,
     color_statistics,
     luminance,

@@ -20,8 +20,8 @@ from hydra_plugins.stylefw.composition import (
     StylefwSearchPathPlugin,
     split_combination,
 )
-from stylefw.loss import LossTerm
-from stylefw.builders import build_terms
+from stylefw.objective.terms import LossTerm
+from stylefw.method import build_terms
 from test_cli import stylefw
 
 

@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from stylefw.loss import LossTerm
+from stylefw.objective.terms import LossTerm
 from stylefw.method import Method
 
 EXPECTED_GROUPS = {
@@ -84,18 +84,18 @@ def test_optimizer_options_build_an_optimizer(compose_cfg, option: str) -> None:
 
 @pytest.mark.parametrize("option", sorted(EXPECTED_GROUPS["logger"]))
 def test_logger_options_instantiate(compose_cfg, option: str, tmp_path: Path) -> None:
-    from stylefw.builders import build_logger
+    from stylefw.method import build_logger
 
     logger = build_logger(compose_cfg(f"logger={option}"), tmp_path)
     assert (logger is None) == (option == "none")
     if logger is not None:
-        from stylefw.experiment_log import finish
+        from stylefw.runtime.lightning import finish_logger as finish
 
         finish(logger, "success")
 
 
 def test_trainer_options_are_trainer_kwargs(compose_cfg, tmp_path: Path) -> None:
-    from stylefw.training import make_trainer
+    from stylefw.runtime.lightning import make_trainer
 
     trainer = make_trainer(compose_cfg().trainer, max_steps=1, logger=None, callbacks=[], log_every_n_steps=1,
                            default_root_dir=tmp_path)

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylefw.contact_sheet import (
+from stylefw.sweep.contact_sheet import (
     SheetRun,
     arrange,
     draw_contact_sheet,
     readable_value,
-    thumbnail,
     wrap,
     load_font,
     write_contact_sheet,
@@ -81,13 +80,6 @@ def test_wrap_keeps_every_line_within_the_width() -> None:
 def solid_png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> Path:
     Image.new("RGB", size, colour).save(path)
     return path
-
-
-def test_thumbnail_fits_the_box_and_keeps_the_aspect_ratio(tmp_path: Path) -> None:
-    small = thumbnail(solid_png(tmp_path / "a.png", (200, 10, 10)), 96)
-    assert small is not None and small.size == (96, 72)
-    assert thumbnail(tmp_path / "missing.png", 96) is None
-    assert thumbnail(None, 96) is None
 
 
 def test_sheet_places_each_result_in_its_cell_with_references_on_top(tmp_path: Path) -> None:

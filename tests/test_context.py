@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from stylefw.context import RunContext
+from stylefw.method import RunContext
 
 
 def test_nothing_is_built_until_asked_and_then_only_once(compose_cfg, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylefw.context as context_module
+    import stylefw.method as context_module
 
     built: list[str] = []
     original = context_module.build
@@ -21,9 +21,10 @@ def test_nothing_is_built_until_asked_and_then_only_once(compose_cfg, tmp_path: 
         return original(node, what, **kwargs)
 
     monkeypatch.setattr(context_module, "build", counting_build)
-    context = RunContext(compose_cfg(), tmp_path, logger=None)
+    context = RunContext(compose_cfg(), tmp_path)
     assert context.content.shape[-2:] == (32, 32) and built == []  # images alone build no plugin
     assert context.objective is context.objective
-    assert built == ["backbone"]
+    terms = ["content_loss", "loss.gram", "loss.tv"]
+    assert built == ["backbone", *terms]
     assert context.optimizer is context.optimizer
-    assert built == ["backbone", "optimizer"]
+    assert built == ["backbone", *terms, "optimizer"]

@@ -1,4 +1,5 @@
-"""Creative controls (stylefw/creative.py, stylefw/masks.py): several styles, style scale, colour, masks."""
+"""Creative controls (stylefw/controls.py, stylefw/image/masks.py, their compositing in stylefw/run.py): several
+styles, style scale, colour, masks."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from stylefw.color import color_statistics, rgb_to_yiq
-from stylefw.context import RunContext
-from stylefw.creative import CreativeControls, finish_colors
+from stylefw.image.color import color_statistics, rgb_to_yiq
+from stylefw.method import RunContext
+from stylefw.controls import CreativeControls
 from stylefw.errors import StylefwError
-from stylefw.images import load_image
-from stylefw.masks import composite, feather, load_mask
+from stylefw.image.io import load_image
+from stylefw.image.masks import composite, feather, load_mask
 from stylefw.run import run
 
 
@@ -46,24 +47,24 @@ def saved(metrics: dict) -> torch.Tensor:
 
 def test_style_weights_blend_the_targets(compose_cfg, tmp_path: Path) -> None:
     pair = "style=[church_at_auvers,astronaut]"
-    church = gram_target(RunContext(compose_cfg("style=church_at_auvers"), tmp_path, None))
-    photo = gram_target(RunContext(compose_cfg("style=astronaut"), tmp_path, None))
-    only_first = gram_target(RunContext(compose_cfg(pair, "style_weights=[1,0]"), tmp_path, None))
-    halves = gram_target(RunContext(compose_cfg(pair, "style_weights=[0.5,0.5]"), tmp_path, None))
-    equal = gram_target(RunContext(compose_cfg(pair), tmp_path, None))
+    church = gram_target(RunContext(compose_cfg("style=church_at_auvers"), tmp_path))
+    photo = gram_target(RunContext(compose_cfg("style=astronaut"), tmp_path))
+    only_first = gram_target(RunContext(compose_cfg(pair, "style_weights=[1,0]"), tmp_path))
+    halves = gram_target(RunContext(compose_cfg(pair, "style_weights=[0.5,0.5]"), tmp_path))
+    equal = gram_target(RunContext(compose_cfg(pair), tmp_path))
     assert torch.allclose(only_first, church, atol=1e-7)
     assert torch.allclose(halves, (church + photo) / 2, atol=1e-7) and torch.allclose(equal, halves)
     assert (church - photo).abs().max() > 10 * (halves - (church + photo) / 2).abs().max() + 1e-6
 
 
 def test_weights_are_normalised_and_checked(compose_cfg, tmp_path: Path) -> None:
-    context = RunContext(compose_cfg("style=[church_at_auvers,astronaut]", "style_weights=[3,1]"), tmp_path, None)
+    context = RunContext(compose_cfg("style=[church_at_auvers,astronaut]", "style_weights=[3,1]"), tmp_path)
     assert context.style_weights == [0.75, 0.25] and len(context.styles) == 2
     assert context.style is context.styles[0]
 
 
 def test_several_styles_run_is_named_after_all_and_scored_by_the_weighted_mean(compose_cfg, tmp_path: Path) -> None:
-    from stylefw.metrics import build_quality_metrics
+    from stylefw.quality import build_quality_metrics
 
     cfg = compose_cfg("style=[church_at_auvers,astronaut]", "style_weights=[0.25,0.75]")
     metrics = run(cfg, tmp_path)
@@ -79,15 +80,15 @@ def test_several_styles_run_is_named_after_all_and_scored_by_the_weighted_mean(c
 
 
 def test_style_scale_resizes_the_style_fed_to_the_backbone(compose_cfg, tmp_path: Path) -> None:
-    full = RunContext(compose_cfg("size=64"), tmp_path, None)
-    half = RunContext(compose_cfg("size=64", "style_scale=0.5"), tmp_path, None)
+    full = RunContext(compose_cfg("size=64"), tmp_path)
+    half = RunContext(compose_cfg("size=64", "style_scale=0.5"), tmp_path)
     assert max(full.styles[0].shape[-2:]) == 64 and max(half.styles[0].shape[-2:]) == 32
     assert half.content.shape == full.content.shape  # the output size does not change
     assert not torch.allclose(gram_target(full), gram_target(half), rtol=0.05)  # the statistics do
 
 
 def test_a_style_scaled_below_the_backbone_minimum_names_style_scale(compose_cfg, tmp_path: Path) -> None:
-    context = RunContext(compose_cfg("size=32", "style_scale=0.25"), tmp_path, None)
+    context = RunContext(compose_cfg("size=32", "style_scale=0.25"), tmp_path)
     with pytest.raises(StylefwError, match=r"^style_scale=0.25 makes style 'church_at_auvers' 8 px .*raise style_sc"):
         context.objective
 
@@ -108,14 +109,14 @@ def test_luminance_mode_keeps_the_content_chroma(compose_cfg, tmp_path: Path) ->
 
 
 def test_luminance_mode_stylizes_grey_images(compose_cfg, tmp_path: Path) -> None:
-    context = RunContext(compose_cfg("preserve_color=luminance"), tmp_path, None)
+    context = RunContext(compose_cfg("preserve_color=luminance"), tmp_path)
     for image in (context.content, context.style):
         assert torch.equal(image[:, 0], image[:, 1]) and torch.equal(image[:, 1], image[:, 2])
     assert not torch.equal(context.original_content[:, 0], context.original_content[:, 1])
 
 
 def test_histogram_mode_gives_the_style_the_content_colours(compose_cfg, tmp_path: Path) -> None:
-    context = RunContext(compose_cfg("preserve_color=histogram", "size=64"), tmp_path, None)
+    context = RunContext(compose_cfg("preserve_color=histogram", "size=64"), tmp_path)
     style_mean, style_cov = color_statistics(context.style, eps=0)
     content_mean, content_cov = color_statistics(context.original_content, eps=0)
     original_mean, original_cov = color_statistics(context.original_styles[0], eps=0)
@@ -128,15 +129,16 @@ def test_histogram_mode_gives_the_style_the_content_colours(compose_cfg, tmp_pat
 
 def test_histogram_mode_without_style_images_matches_the_result(compose_cfg, tmp_path: Path) -> None:
     """A method that stylizes without loading the style (a trained net) gets its result's colours matched."""
-    context = RunContext(compose_cfg("preserve_color=histogram"), tmp_path, None)
+    context = RunContext(compose_cfg("preserve_color=histogram"), tmp_path)
     result = torch.rand(1, 3, 32, 32) * 0.3 + torch.tensor([0.6, 0.1, 0.3]).view(1, 3, 1, 1)
-    finished = finish_colors(context, result)
+    finished = context.controls.restore_colors(result, context.original_content, context.styles_loaded)
     assert not context.styles_loaded
     mean, _ = color_statistics(finished, eps=0)
     content_mean, _ = color_statistics(context.original_content, eps=0)
     assert (mean - content_mean).abs().max() < 0.02
     context.styles  # once the method has used the (matched) styles, the result is left alone
-    assert torch.equal(finish_colors(context, result), result)
+    assert torch.equal(context.controls.restore_colors(result, context.original_content, context.styles_loaded),
+                       result)
 
 
 # --------------------------------------------------------------------------- masks
@@ -177,7 +179,7 @@ def test_feathering_gives_a_soft_edge(compose_cfg, tmp_path: Path) -> None:
     assert float(edge[0]) > 0.999 and float(edge[-1]) < 0.001  # far from the edge: unchanged (border too)
     assert torch.all(edge[1:] <= edge[:-1] + 1e-6)  # a monotone ramp
     assert torch.equal(feather(hard, 0), hard)
-    context = RunContext(compose_cfg(f"content_mask={tmp_path / 'm.png'}", "mask_feather=8"), tmp_path, None)
+    context = RunContext(compose_cfg(f"content_mask={tmp_path / 'm.png'}", "mask_feather=8"), tmp_path)
     assert torch.allclose(context.content_mask, soft)
 
 
@@ -215,10 +217,10 @@ def test_stretched_mask_warns(tmp_path: Path) -> None:
         (["style=[church_at_auvers,nope.jpg]"], "^style image 'nope.jpg' not found"),
         (["style_scale=-0.5"], r"^style_scale=-0.5 must be a positive number"),
         (["style_scale=0"], "must be a positive number"),
-        (["preserve_color=sepia"], "^preserve_color=sepia is not a colour mode: choose luminance, histogram"),
+        (["preserve_color=sepia"], "^preserve_color=sepia is not one of luminance, histogram"),
         (["mask_style=astronaut"], "^mask_style=astronaut .* content_mask, which is not set"),
         (["content_mask=missing.png"], "^content_mask image 'missing.png' not found"),
-        (["content_mask=astronaut", "mask_feather=-2"], r"^mask_feather=-2.0 must be a width in pixels >= 0"),
+        (["content_mask=astronaut", "mask_feather=-2"], r"^mask_feather=-2.0 must be a number >= 0 \(a width in pixels"),
     ],
 )
 def test_bad_controls_are_one_line_errors(compose_cfg, tmp_path: Path, overrides: list[str], message: str) -> None:
@@ -242,8 +244,9 @@ def test_mask_that_is_not_an_image_or_is_black_is_refused(compose_cfg, tmp_path:
 def test_preserve_color_none_is_off() -> None:
     from omegaconf import OmegaConf
 
-    controls = CreativeControls.from_config(OmegaConf.create({"style": "a", "preserve_color": "none"}))
-    assert controls.preserve_color is None and controls.styles == ("a",) and controls.style_weights == (1.0,)
+    controls = CreativeControls.from_config(OmegaConf.create({"style": "church_at_auvers", "preserve_color": "none"}))
+    assert controls.preserve_color is None and controls.styles == ("church_at_auvers",)
+    assert controls.style_weights == (1.0,)
 
 
 def test_cli_runs_several_styles_with_controls(stylefw_cli, tmp_path: Path) -> None:
@@ -270,11 +273,11 @@ class _FixedImageMethod:
 
 
 def test_controls_apply_to_a_method_that_never_reads_the_style(compose_cfg, tmp_path: Path) -> None:
-    from stylefw.creative import stylize
+    from stylefw.run import stylize
 
     mask = write_mask(tmp_path / "left.png")
     cfg = compose_cfg("preserve_color=luminance", f"content_mask={mask}", "mask_feather=0")
-    context = RunContext(cfg, tmp_path, None)
+    context = RunContext(cfg, tmp_path)
     method = _FixedImageMethod(torch.rand(1, 3, 32, 32))
     image = stylize(method, context).image
     content = context.original_content
@@ -285,18 +288,18 @@ def test_controls_apply_to_a_method_that_never_reads_the_style(compose_cfg, tmp_
 
 
 def test_a_method_without_mask_style_support_refuses_it_before_running(compose_cfg, tmp_path: Path) -> None:
-    from stylefw.creative import stylize
+    from stylefw.run import stylize
 
     cfg = compose_cfg(f"content_mask={write_mask(tmp_path / 'm.png')}", "mask_style=astronaut")
     method = _FixedImageMethod(torch.rand(1, 3, 32, 32))
     with pytest.raises(StylefwError, match="^mask_style=astronaut needs a second stylization .* drop mask_style"):
-        stylize(method, RunContext(cfg, tmp_path, None))
+        stylize(method, RunContext(cfg, tmp_path))
     assert method.calls == 0
 
 
 def test_an_overview_result_is_left_alone(compose_cfg, tmp_path: Path) -> None:
-    from stylefw.creative import stylize
+    from stylefw.run import stylize
 
     method = _FixedImageMethod(torch.rand(1, 3, 20, 50), scored=False)
-    result = stylize(method, RunContext(compose_cfg("preserve_color=luminance"), tmp_path, None))
+    result = stylize(method, RunContext(compose_cfg("preserve_color=luminance"), tmp_path))
     assert torch.equal(result.image, method.image)

@@ -13,7 +13,7 @@ from types import ModuleType
 import torch
 
 from conftest import TINY
-from stylefw.loss import FeatureMatchingLoss
+from stylefw.objective.terms import FeatureMatchingLoss
 from test_cli import stylefw
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mean_std_loss"

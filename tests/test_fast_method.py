@@ -89,7 +89,7 @@ def test_training_writes_a_checkpoint_a_sample_and_metrics(trained: Path) -> Non
 
 
 def test_training_changes_the_net(trained: Path, fast_cfg, tmp_path: Path) -> None:
-    untrained = run(fast_cfg("method.steps=1", "method.lr=1e-9"), tmp_path)
+    untrained = run(fast_cfg("method.steps=1", "optimizer.lr=1e-9"), tmp_path)
     before, after = net_weights(Path(untrained["checkpoint"])), net_weights(trained / "checkpoints" / "last.ckpt")
     assert any(not torch.allclose(before[key], after[key]) for key in before)
 
@@ -112,11 +112,11 @@ def test_resuming_with_another_net_is_refused(fast_cfg, trained: Path, tmp_path:
 
 def test_distillation_learns_the_teachers_outputs(fast_cfg, trained: Path, tmp_path: Path) -> None:
     """method.teacher: the student learns to reproduce a trained net's outputs (no backbone pass per step)."""
-    from stylefw.images import load_image
-    from stylefw.plugins.methods.fast_stylize import load_net
+    from stylefw.image.io import load_image
+    from stylefw.plugins.methods.fast.checkpoint import load_net
 
-    student = ["net.width=0.25", "net.residual_blocks=0", "method.lr=3e-3", f"method.teacher={trained}"]
-    before = run(fast_cfg(*student, "method.steps=1", "method.lr=1e-9"), tmp_path / "before")
+    student = ["net.width=0.25", "net.residual_blocks=0", "optimizer.lr=3e-3", f"method.teacher={trained}"]
+    before = run(fast_cfg(*student, "method.steps=1", "optimizer.lr=1e-9"), tmp_path / "before")
     after = run(fast_cfg(*student, "method.steps=60"), tmp_path / "after")
     assert after["status"] == "completed"
     teacher, _ = load_net(trained / "checkpoints" / "last.ckpt")
@@ -191,8 +191,8 @@ def test_export_matches_torch(fast_cfg, trained: Path, tmp_path: Path) -> None:
     assert metrics["onnx"] == str(onnx) and onnx.is_file() and str(onnx) in metrics["files"]
     assert metrics["onnx_max_difference"] < 1e-4
     from stylefw.deploy import Stylizer
-    from stylefw.images import load_image
-    from stylefw.plugins.methods.fast_stylize import load_net
+    from stylefw.image.io import load_image
+    from stylefw.plugins.methods.fast.checkpoint import load_net
 
     net, _ = load_net(trained / "checkpoints" / "last.ckpt")
     photo = load_image("astronaut", 57)  # another size than the export's example
@@ -204,7 +204,7 @@ def test_export_matches_torch(fast_cfg, trained: Path, tmp_path: Path) -> None:
 def test_deployment_resizes_photos_like_stylefw() -> None:
     """The onnxruntime entry point must feed a net the same pixels as `stylefw mode=stylize` at the same size."""
     from stylefw.deploy import Stylizer
-    from stylefw.images import bundled_images, load_image, to_pil
+    from stylefw.image.io import bundled_images, load_image, to_pil
 
     class Echo(Stylizer):  # the net replaced by the identity: what comes out is what went in
         def __init__(self) -> None:
@@ -276,7 +276,7 @@ def test_ddp_trains_on_two_cpu_processes(tmp_path: Path, photos: Path) -> None:
 def test_a_loss_that_is_not_finite_at_the_first_step_fails_cleanly(fast_cfg, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The run stops with status failed, names the term, and keeps the untrained net's result: no traceback."""
-    from stylefw.plugins.methods.fast_training import FastStyleTraining
+    from stylefw.plugins.methods.fast.train import FastStyleTraining
 
     evaluate = FastStyleTraining.evaluate
 
@@ -287,5 +287,5 @@ def test_a_loss_that_is_not_finite_at_the_first_step_fails_cleanly(fast_cfg, tmp
     monkeypatch.setattr(FastStyleTraining, "evaluate", nan_gram)
     metrics = run(fast_cfg("method.steps=3"), tmp_path)
     assert metrics["status"] == "failed" and metrics["steps"] == 0
-    assert "gram" in metrics["error"] and "method.lr" in metrics["error"]
+    assert "gram" in metrics["error"] and "optimizer.lr" in metrics["error"]
     assert Path(metrics["image"]).is_file()

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from stylefw.deploy.tiling import ramp, stylize_in_tiles, window_spans
-from stylefw.images import load_image
-from stylefw.plugins.methods.fast_stylize import stylize_image
+from stylefw.image.io import load_image
+from stylefw.plugins.methods.fast.stylize import stylize_image
 from stylefw.plugins.nets.johnson import TransformNet
 
 
@@ -44,10 +44,10 @@ def test_a_pointwise_function_is_unchanged_by_tiling() -> None:
     np.testing.assert_allclose(tiled, image * 0.5 + 0.25, atol=1e-6)
 
 
-def trained_tiny_net(steps: int = 60) -> TransformNet:
+def trained_tiny_net(seed: int = 0, steps: int = 60) -> TransformNet:
     """A small net trained (on crops of the bundled photo) to reproduce a fixed random net's look: a trained
     net's instance norms carry learnt scales and shifts, which is what makes their statistics matter."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     teacher = TransformNet(width=0.25, residual_blocks=1).eval()
     net = TransformNet(width=0.25, residual_blocks=2, depthwise=True)
     photo = load_image("astronaut", 128)
@@ -77,16 +77,21 @@ def tiled_with(net: TransformNet, image: torch.Tensor, statistics: list | None, 
 
 def test_tiled_output_matches_the_whole_image_on_a_trained_net() -> None:
     """Windows normalised with the whole image's statistics reproduce it (seams and borders blend away);
-    statistics from a copy downscaled to one window (what stylize_image does for large images) come close,
-    and much closer than each window's own statistics."""
-    net = trained_tiny_net()
+    statistics from a copy downscaled to one window (what stylize_image does for large images) come closer
+    than each window's own statistics, for every net, and clearly so over several nets.
+
+    How much closer varies a lot from one tiny net to the next (a third to seven tenths of the error with the
+    windows' own statistics), so the clear win is asked of four nets together, not of each."""
     image = load_image("astronaut", 200)
-    with torch.no_grad():
-        whole = net(image).clamp(0, 1)
-    exact = (tiled_with(net, image, net.capture_statistics(image), 96) - whole).abs().mean().item()
-    downscaled = (stylize_image(net, image, tile=96, overlap=16) - whole).abs().mean().item()
-    own = (tiled_with(net, image, None, 96) - whole).abs().mean().item()
-    assert exact < 0.005, exact
-    # Measured: 0.034 against 0.060 (0.58x); the ratio depends on the photo's resampling (0.42x with a Lanczos
-    # resize), so the bound checks that shared statistics win clearly, not by how much.
-    assert downscaled < 0.04 and downscaled < 0.7 * own, (downscaled, own)
+    downscaled_total = own_total = 0.0
+    for seed in range(4):
+        net = trained_tiny_net(seed)
+        with torch.no_grad():
+            whole = net(image).clamp(0, 1)
+        exact = (tiled_with(net, image, net.capture_statistics(image), 96) - whole).abs().mean().item()
+        downscaled = (stylize_image(net, image, tile=96, overlap=16) - whole).abs().mean().item()
+        own = (tiled_with(net, image, None, 96) - whole).abs().mean().item()
+        assert exact < 0.005, (seed, exact)
+        assert downscaled < own, (seed, downscaled, own)
+        downscaled_total, own_total = downscaled_total + downscaled, own_total + own
+    assert downscaled_total < 0.7 * own_total, (downscaled_total, own_total)

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from conftest import TINY
-from stylefw.atomic import atomic_write, write_text
-from stylefw.images import load_image, save_png
-from stylefw.loss import LossTerm
+from stylefw.runtime.files import atomic_write, write_text
+from stylefw.image.io import load_image, save_png
+from stylefw.objective.terms import LossTerm
 from stylefw.run import run
 
 
@@ -113,17 +113,17 @@ def test_crash_mid_png_leaves_no_file(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_run_outputs_are_written_atomically_with_normal_permissions(compose_cfg, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylefw.atomic
+    import stylefw.runtime.files
 
     metrics = run(compose_cfg("method.steps=1"), tmp_path)
     for name in ("astronaut_church_at_auvers.png", "config.yaml", "metrics.json"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~stylefw.atomic._UMASK, name
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~stylefw.runtime.files._UMASK, name
     before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path) if name != ".hydra"}
 
     def fsync_fails(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(stylefw.atomic.os, "fsync", fsync_fails)
+    monkeypatch.setattr(stylefw.runtime.files.os, "fsync", fsync_fails)
     from stylefw.errors import StylefwError
 
     with pytest.raises(StylefwError, match=r"could not write the results to .* \(No space left on device\)"):
@@ -157,8 +157,8 @@ def test_a_signal_during_a_checkpoint_write_waits_for_the_write(tmp_path: Path) 
     import os
     import signal
 
-    from stylefw.plugins.methods.fast_training import AtomicCheckpointIO
-    from stylefw.training import sigterm_as_interrupt
+    from stylefw.plugins.methods.fast.checkpoint import AtomicCheckpointIO
+    from stylefw.runtime.lightning import sigterm_as_interrupt
 
     class SignalMidWrite(dict):
         def __reduce_ex__(self, protocol):  # runs while torch.save is writing

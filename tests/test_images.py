@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from stylefw.errors import StylefwError, StylefwWarning
-from stylefw.images import bundled_images, load_image, planned_shape, save_png
+from stylefw.image.io import bundled_images, load_image, planned_shape, save_png
 
 
 def test_bundled_images_load_by_name() -> None:
@@ -31,7 +31,7 @@ def test_longest_side_is_resized_keeping_aspect(tiny_image: Path) -> None:
 def test_inputs_are_resized_like_the_quality_metrics_resize_them() -> None:
     # The style targets and the style distance must see the same painting: a sharper filter (Lanczos: 0.0125
     # mean difference here) shifted the Gram targets, and the style distance at 300 steps was 1.5x bilinear's.
-    from stylefw.metrics import resize_longest
+    from stylefw.image.filters import resize_longest
 
     full = load_image("church_at_auvers", None, role="style")
     for side in (64, 256):

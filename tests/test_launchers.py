@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import TINY
-from stylefw.sweep_job import available_cores
+from stylefw.sweep.job import available_cores
 from test_cli import stylefw
 
 # optuna 2.x, which hydra-optuna-sweeper needs, uses SQLAlchemy APIs that 1.4 marks as deprecated on import.

@@ -109,7 +109,7 @@ class TestFusedGram:
 
     @pytest.mark.parametrize("shape", [(1, 3, 4, 5), (2, 4, 3, 3)])
     def test_gradcheck_including_the_target(self, shape: tuple[int, ...]) -> None:
-        from stylefw.plugins.losses.fused_gram import GramMSE
+        from stylefw.plugins.losses.gram import GramMSE
 
         features = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
         asymmetric_target = torch.randn(shape[1], shape[1], dtype=torch.float64, requires_grad=True)
@@ -117,7 +117,7 @@ class TestFusedGram:
 
     @pytest.mark.parametrize("shape", [(1, 3, 4, 5), (2, 4, 3, 3)])
     def test_gradcheck_on_channels_last_features(self, shape: tuple[int, ...]) -> None:
-        from stylefw.plugins.losses.fused_gram import GramMSE
+        from stylefw.plugins.losses.gram import GramMSE
 
         features = torch.randn(*shape, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_()
         target = torch.randn(shape[1], shape[1], dtype=torch.float64, requires_grad=True)
@@ -128,7 +128,7 @@ class TestFusedGram:
 
     @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
     def test_matches_autograd_through_gram_loss(self, memory_format: torch.memory_format) -> None:
-        from stylefw.plugins.losses.fused_gram import fused_gram_loss
+        from stylefw.plugins.losses.gram import fused_gram_loss
 
         features = torch.randn(2, 16, 12, 10).to(memory_format=memory_format).requires_grad_()
         target = gram_matrix(torch.randn(1, 16, 12, 10))

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from stylefw.errors import StylefwError
-from stylefw.images import load_image
-from stylefw.metrics import (
+from stylefw.image.io import load_image
+from stylefw.quality import (
     QualityMetrics,
     build_quality_metrics,
     content_distance,

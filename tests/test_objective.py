@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stylefw.objective import Objective
+from stylefw.objective.objective import Objective
 from stylefw.plugins.backbones.vgg import VGG
 from stylefw.plugins.losses.content import ContentLoss
 from stylefw.plugins.losses.gram import GramLoss

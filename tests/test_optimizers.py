@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from stylefw.errors import StylefwError
 from stylefw.plugins.optimizers.lbfgs import LBFGS
 
 
@@ -101,5 +102,6 @@ def test_max_step_bounds_every_parameters_move() -> None:
 def test_bad_settings_are_refused() -> None:
     x = torch.nn.Parameter(torch.zeros(3))
     for settings in ({"lr": 0}, {"history_size": 0}, {"max_step": -1.0}):
-        with pytest.raises(ValueError, match="Invalid"):
+        (key, value), = settings.items()
+        with pytest.raises(StylefwError, match=f"^optimizer.{key}={value} must be a positive"):
             LBFGS([x], **settings)

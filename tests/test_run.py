@@ -11,8 +11,9 @@ import yaml
 from PIL import Image
 
 from stylefw.errors import StylefwError
-from stylefw.images import load_image
-from stylefw.outputs import CONFIG_CHUNK
+from stylefw.image.filters import resize
+from stylefw.image.io import load_image
+from stylefw.run import CONFIG_CHUNK
 from stylefw.run import run
 
 
@@ -36,8 +37,8 @@ def test_run_writes_image_config_and_metrics(compose_cfg, tmp_path: Path) -> Non
 @pytest.mark.parametrize("optimizer, pyramid_levels", [("lbfgs", 1), ("adam", 1), ("lbfgs", 3)])
 def test_optimization_lowers_the_objective(compose_cfg, tmp_path: Path, optimizer: str, pyramid_levels: int) -> None:
     """From a noise start the total loss must fall well below its starting value."""
-    from stylefw.objective import Objective
-    from stylefw.builders import build_terms
+    from stylefw.objective.objective import Objective
+    from stylefw.method import build_terms
     from hydra.utils import instantiate
 
     cfg = compose_cfg(f"optimizer={optimizer}", "method.init=noise", "method.steps=30", "optimizer.lr=12.75"
@@ -83,7 +84,7 @@ def test_output_copy_never_overwrites(compose_cfg, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("size=0", "size=0 must be a positive"), ("method.steps=0", "at least 1"),
+    [("size=0", "size=0 must be a positive"), ("method.steps=0", "method.steps=0 must be a positive whole number"),
      ("output=/nonexistent/dir/x.png", "does not exist"), ("output=x.jpg", "must end in .png"),
      ("content=/no/such.jpg", "not found")],
 )
@@ -94,7 +95,7 @@ def test_bad_settings_are_one_line_errors(compose_cfg, tmp_path: Path, override:
 
 
 def test_interrupt_saves_the_current_image(compose_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylefw.training import StepProgressBar
+    from stylefw.runtime.lightning import StepProgressBar
 
     original = StepProgressBar.on_train_batch_end
 
@@ -139,9 +140,9 @@ def test_first_lbfgs_step_is_bounded_in_optimizer_units(compose_cfg, pixel_scale
 
     from hydra.utils import instantiate
 
-    from stylefw.objective import Objective
+    from stylefw.objective.objective import Objective
     from stylefw.plugins.methods.pixel import PixelOptimization
-    from stylefw.builders import build_terms
+    from stylefw.method import build_terms
 
     cfg = compose_cfg()
     content, style = load_image(cfg.content, 32), load_image(cfg.style, 32, "style")
@@ -167,8 +168,8 @@ def test_pyramid_levels_start_at_the_init_move_coarse_levels_and_clamp_the_sum(c
 
     from hydra.utils import instantiate
 
-    from stylefw.builders import build_terms
-    from stylefw.objective import Objective
+    from stylefw.method import build_terms
+    from stylefw.objective.objective import Objective
     from stylefw.plugins.methods.pixel import PixelMethod, PixelOptimization
 
     cfg = compose_cfg()
@@ -189,7 +190,7 @@ def test_pyramid_levels_start_at_the_init_move_coarse_levels_and_clamp_the_sum(c
     assert all(level.detach().abs().max() > 0 for level in module.coarse)
     pixels = module.pixels().detach()
     assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6 and not torch.allclose(pixels, content)
-    with pytest.raises(StylefwError, match="method.pyramid_levels=0 must be a whole number of at least 1"):
+    with pytest.raises(StylefwError, match="method.pyramid_levels=0 must be a positive whole number"):
         PixelMethod(pyramid_levels=0)
 
 
@@ -226,7 +227,7 @@ def test_coarse_to_fine_passes_start_from_the_previous_result(compose_cfg, tmp_p
     def recording_optimize(self, context, content, styles, init, final):
         passes.append((tuple(content.shape[-2:]), tuple(styles[0].shape[-2:]), tuple(init.shape[-2:])))
         if results:  # the previous pass's result, upsampled, is where this pass starts
-            assert torch.allclose(init, pixel.resized(results[-1], init.shape[-2:]))
+            assert torch.allclose(init, resize(results[-1], init.shape[-2:]))
         result = optimize(self, context, content, styles, init, final)
         assert not torch.equal(result.image, init), "the pass changed nothing"
         results.append(result.image)
@@ -244,7 +245,7 @@ def test_coarse_to_fine_passes_start_from_the_previous_result(compose_cfg, tmp_p
 
 def test_a_stop_in_a_coarse_pass_saves_that_pass_at_full_size(compose_cfg, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylefw.training import StepProgressBar
+    from stylefw.runtime.lightning import StepProgressBar
 
     def interrupt(self, trainer, module, outputs, batch, batch_idx):
         if batch_idx == 1:

@@ -71,8 +71,8 @@ def test_wrong_types_fail_while_composing(compose_cfg, override: str) -> None:
         ("sise=256", "stylefw: error: unknown config key 'sise': did you mean size?"),
         ("method.stepz=3", "stylefw: error: unknown config key 'method.stepz': did you mean method.steps?"),
         ("loss.gram.wieght=3", "stylefw: error: unknown config key 'loss.gram.wieght': did you mean loss.gram.weight?"),
-        ("optimizer.zzz=3", "stylefw: error: unknown config key 'optimizer.zzz': optimizer has _target_, lr, "
-                            "history_size"),
+        ("optimizer.zzz=3", "stylefw: error: unknown config key 'optimizer.zzz': optimizer has lr, history_size, "
+                            "max_step"),
         ("backbone=resnet", "stylefw: error: unknown backbone 'resnet': choose one of vgg16, vgg19"),
         ("method=fast_typo", "stylefw: error: unknown method 'fast_typo': choose one of"),
         ("size=[", "stylefw: error: cannot parse 'size=[' (no viable alternative at input '['): quote values"),

@@ -17,9 +17,9 @@ from PIL import Image
 
 from conftest import TINY
 from stylefw.errors import StylefwError
-from stylefw.peak_memory import peak_memory_mb, reset_peak_memory
-from stylefw.sweep import CONTACT_SHEET, MISSING_METRICS, SUMMARY_CSV, SUMMARY_JSON, SweepSummary, describe, summarize
-from stylefw.sweep_job import check_objective, job_threads, objective_value
+from stylefw.runtime.resources import peak_memory_mb, reset_peak_memory
+from stylefw.sweep.summary import CONTACT_SHEET, MISSING_METRICS, SUMMARY_CSV, SUMMARY_JSON, SweepSummary, describe, summarize
+from stylefw.sweep.job import check_objective, job_threads, objective_value
 
 OBJECTIVE = {"metric": "quality.style_distance", "content_distance_max": 0.4, "penalty": 10.0}
 
@@ -159,7 +159,7 @@ def test_objective_without_a_limit_is_the_metric_and_missing_metrics_give_none()
 
 
 @pytest.mark.parametrize("override, message", [
-    ("objective.penalty=0", "objective.penalty=0.0 must be a number > 0"),
+    ("objective.penalty=0", "objective.penalty=0.0 must be a positive number"),
     ("objective.content_distance_max=-1", "objective.content_distance_max=-1.0 must be a number >= 0"),
     ("objective.metric=''", "objective.metric is empty"),
 ])
@@ -237,16 +237,16 @@ def test_a_failing_job_is_a_row_and_the_sweep_goes_on(stylefw_cli, tmp_path: Pat
 
 def test_a_bug_in_one_job_is_recorded_with_its_traceback(stylefw_cli, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylefw.run
+    import stylefw.sweep.job
 
-    real_run = stylefw.run.run
+    real_run = stylefw.sweep.job.run
 
     def run_with_a_bug(cfg: Any, output_dir: Path) -> dict[str, Any]:
         if cfg.seed == 1:
             raise RuntimeError("boom\nsecond line")
         return real_run(cfg, output_dir)
 
-    monkeypatch.setattr(stylefw.run, "run", run_with_a_bug)
+    monkeypatch.setattr(stylefw.sweep.job, "run", run_with_a_bug)
     result = stylefw_cli("-m", *TINY, "seed=1,2", tiny=False)
     assert result.code == 0, result.stderr
     assert "Traceback" in result.stderr and "stylefw: error: RuntimeError: boom second line" in result.stderr
@@ -255,7 +255,7 @@ def test_a_bug_in_one_job_is_recorded_with_its_traceback(stylefw_cli, tmp_path: 
 
 def test_ctrl_c_stops_the_whole_sweep_and_summarises_the_runs_it_made(stylefw_cli, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import stylefw.run
+    import stylefw.sweep.job
 
     def interrupted_run(cfg: Any, output_dir: Path) -> dict[str, Any]:
         metrics = {"status": "interrupted", "steps": 1}
@@ -263,7 +263,7 @@ def test_ctrl_c_stops_the_whole_sweep_and_summarises_the_runs_it_made(stylefw_cl
         (output_dir / "metrics.json").write_text(json.dumps(metrics))
         return {**metrics, "image": str(output_dir / "result.png")}
 
-    monkeypatch.setattr(stylefw.run, "run", interrupted_run)
+    monkeypatch.setattr(stylefw.sweep.job, "run", interrupted_run)
     result = stylefw_cli("-m", *TINY, "seed=1,2,3", tiny=False)
     assert result.code == 130
     assert result.stderr.strip().splitlines()[-1] == "stylefw: error: sweep interrupted: the runs it made are " \

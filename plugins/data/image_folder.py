@@ -24,28 +24,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from stylefw.errors import StylefwError, warn
-from stylefw.images import fit_longest_side, open_rgb, planned_shape, to_tensor
-from stylefw.resize import INPUT_RESAMPLING
+from stylefw.errors import StylefwError, check_whole_number, warn
+from stylefw.image.filters import INPUT_RESAMPLING, fit_longest_side
+from stylefw.image.io import find_images, open_rgb, planned_shape, to_tensor
 
 VALIDATION_SPLIT_SEED = 0  # the validation photos do not change with the run's seed
-
-
-def image_suffixes() -> frozenset[str]:
-    """File extensions of every format this Pillow build can open (.jpg, .png, .webp, .tif, .bmp, ...)."""
-    Image.init()
-    return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in Image.OPEN)
-
-
-def find_images(root: Path) -> list[Path]:
-    """Image files under `root`, recursively, sorted; hidden files and folders are left out."""
-    suffixes = image_suffixes()
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        found.extend(Path(folder) / name for name in files
-                     if not name.startswith(".") and Path(name).suffix.lower() in suffixes)
-    return sorted(found)
 
 
 def readable_images(paths: list[Path], max_pixels: int | None) -> tuple[list[Path], int]:
@@ -180,10 +163,10 @@ class ImageFolderData(pl.LightningDataModule):
                  batch_size: int = 4, val_count: int = 4, workers: int = 0, seed: int = 0,
                  max_pixels: int | None = None) -> None:
         super().__init__()
-        for key, value, least in (("crop", crop, 16), ("batch_size", batch_size, 1), ("val_count", val_count, 0),
-                                  ("workers", workers, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise StylefwError(f"data.{key}={value} must be a whole number of at least {least}")
+        crop = check_whole_number("data.crop", crop, 16)
+        batch_size = check_whole_number("data.batch_size", batch_size)
+        val_count = check_whole_number("data.val_count", val_count, 0)
+        workers = check_whole_number("data.workers", workers, 0)
         self.root = check_root(root)
         self.crop, self.longest_side, self.batch_size = crop, longest_side, batch_size
         self.val_count, self.workers, self.seed, self.max_pixels = val_count, workers, seed, max_pixels

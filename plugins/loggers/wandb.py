@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 
-from stylefw.sweep_job import sweep_identity
+_MAX_TAG_LENGTH = 64  # wandb refuses longer tags
+_MAX_GROUP_LENGTH = 128  # and longer groups
 
 
 class WandbLogger(LightningWandbLogger):
@@ -47,3 +51,28 @@ def _finish_leftover_run() -> None:
 
     if wandb.run is not None:
         wandb.finish()
+
+
+@dataclass(frozen=True)
+class SweepIdentity:
+    """Where wandb files one job of a sweep: the sweep's group, the job's `key=value` tags, and a name."""
+
+    group: str
+    tags: list[str]
+    name: str
+
+
+def sweep_identity() -> SweepIdentity | None:
+    """The identity of the current job if it runs in a Hydra multirun, else None."""
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    overrides = [str(override) for override in hydra_cfg.overrides.task]
+    overridden = {override.lstrip("+~").partition("=")[0] for override in overrides}
+    choices = [f"{group}={option}" for group, option in hydra_cfg.runtime.choices.items()
+               if not str(group).startswith("hydra/") and group not in overridden and option is not None]
+    tags = [tag[:_MAX_TAG_LENGTH] for tag in dict.fromkeys([*overrides, *choices])]
+    group = str(hydra_cfg.sweep.dir)[-_MAX_GROUP_LENGTH:]
+    return SweepIdentity(group=group, tags=tags, name=f"{Path(group).name}#{hydra_cfg.job.num}")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from stylefw.loss import FeatureMatchingLoss
+from stylefw.objective.terms import FeatureMatchingLoss
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

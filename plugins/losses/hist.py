@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from stylefw.loss import FeatureMatchingLoss
+from stylefw.objective.terms import FeatureMatchingLoss
 
 RISSER_HISTOGRAM_LAYERS = ("relu1_1", "relu4_1")
 

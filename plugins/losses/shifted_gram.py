@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .gram import gram_matrix
+from stylefw.plugins.losses.gram import gram_matrix
 from stylefw.errors import StylefwError
-from stylefw.loss import FeatureMatchingLoss
+from stylefw.objective.terms import FeatureMatchingLoss
 
 # Shifts in feature pixels. The stride doubles from layer to layer, so each layer compares positions
 # 8, 16 and 32 input pixels apart (relu4_1: 16 and 32), reaching past the receptive fields of the

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from stylefw.loss import LossTerm
+from stylefw.objective.terms import LossTerm
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:

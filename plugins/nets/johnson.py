@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylefw.errors import StylefwError
+from stylefw.errors import check_number, check_whole_number
 
 Statistics = list[tuple[torch.Tensor, torch.Tensor]]  # per instance-norm layer: (mean, variance), each B×C×1×1
 BASE_CHANNELS = (32, 64, 128)  # Johnson et al.: 9×9 conv, two stride-2 downsamplings, residual blocks
@@ -123,11 +123,8 @@ class TransformNet(nn.Module):
     def __init__(self, width: float = 1.0, residual_blocks: int = 5, depthwise: bool = False,
                  residual_output: bool = False) -> None:
         super().__init__()
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 8:
-            raise StylefwError(f"net.width={width} must be a number in (0, 8] "
-                               "(1.0: Johnson et al.'s 32-64-128 channels)")
-        if isinstance(residual_blocks, bool) or not isinstance(residual_blocks, int) or residual_blocks < 0:
-            raise StylefwError(f"net.residual_blocks={residual_blocks} must be a whole number >= 0 (paper: 5)")
+        check_number("net.width", width, above=0, at_most=8, hint="1.0: Johnson et al.'s 32-64-128 channels")
+        check_whole_number("net.residual_blocks", residual_blocks, 0, hint="paper: 5")
         c1, c2, c3 = (max(1, round(channels * width)) for channels in BASE_CHANNELS)
         self.width, self.residual_blocks, self.depthwise = float(width), residual_blocks, bool(depthwise)
         self.encoder = nn.ModuleList([conv_norm_relu(3, c1, 9), conv_norm_relu(c1, c2, 3, 2),

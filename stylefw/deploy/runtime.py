@@ -1,5 +1,6 @@
 """The onnxruntime stylizer behind ``python -m stylefw.deploy``; imports no torch, and of stylefw only the
-torch-free ``stylefw.atomic`` (files are written to a temporary name, then renamed) and ``stylefw.resize``."""
+torch-free ``stylefw.runtime.files`` (files are written to a temporary name, then renamed) and the Pillow
+half of ``stylefw.image.filters`` (the input resize of ``stylefw mode=stylize``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stylefw.atomic import atomic_write
-from stylefw.resize import resize_longest_side
+from stylefw.image.filters import resize_longest_side
+from stylefw.runtime.files import write_png
 
 
 class Stylizer:
@@ -49,11 +50,7 @@ class Stylizer:
     def stylize_file(self, source: str | Path, target: str | Path, longest_side: int | None = None,
                      overwrite: bool = False) -> Path:
         """Stylize the image file `source` into the PNG `target` (an existing file is kept unless `overwrite`)."""
-        target = Path(target)
-        result = self.stylize_image(load_rgb(source), longest_side)
-        with atomic_write(target, "wb", replace=overwrite) as stream:
-            result.save(stream, format="PNG")
-        return target
+        return write_png(self.stylize_image(load_rgb(source), longest_side), target, replace=overwrite)
 
 
 def load_rgb(path: str | Path) -> Image.Image:

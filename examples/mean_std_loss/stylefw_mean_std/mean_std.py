@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from stylefw.loss import FeatureMatchingLoss
+from stylefw.objective.terms import FeatureMatchingLoss
 
 STD_EPSILON = 1e-5
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")

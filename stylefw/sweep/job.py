@@ -1,11 +1,10 @@
-"""What a run does differently as one job of a sweep (`stylefw -m ...`).
+"""One run as a job of a sweep (`stylefw -m ...`): what it does beyond a single run.
 
-- :func:`objective_value`: the one number the job returns to the sweeper (Optuna minimises it),
-  read from its metrics under the ``objective`` config;
+- :func:`run_job`: the run with the job's torch threads set, a failure recorded as a row instead of
+  stopping the sweep, and the one number the job returns to the sweeper;
+- :func:`objective_value`: that number, read from the run's metrics under the ``objective`` config;
 - :func:`job_threads`: torch threads per job, so parallel jobs do not oversubscribe the CPU;
-- :func:`record_failed_job`: a job that raised still leaves a metrics.json (status ``failed``),
-  so the sweep goes on and its summary has a row for it;
-- :func:`sweep_identity`: the group, tags and name an experiment logger files the job under.
+- :func:`record_failed_job`: a job that raised still leaves a metrics.json (status ``failed``).
 """
 
 from __future__ import annotations
@@ -13,20 +12,52 @@ from __future__ import annotations
 import math
 import os
 import time
+import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from stylefw.errors import StylefwError
-from stylefw.outputs import write_json
-from stylefw.peak_memory import peak_memory_mb
+from stylefw.errors import StylefwError, check_number
+from stylefw.run import run
+from stylefw.runtime.files import write_json
+from stylefw.runtime.resources import peak_memory_mb
 
 CONTENT_DISTANCE = "quality.content_distance"
-_MAX_TAG_LENGTH = 64  # wandb refuses longer tags
-_MAX_GROUP_LENGTH = 128  # and longer groups
+
+
+def run_job(cfg: DictConfig, output_dir: Path, launcher: Mapping[str, Any] | None,
+            sweeper: Mapping[str, Any] | None, show_tracebacks: bool) -> tuple[dict[str, Any], float | None]:
+    """Run one job; returns its metrics and its objective (None when the run has no such metric).
+
+    A job that raises is recorded as failed (a bug also prints its traceback) and the sweep goes on; with
+    `show_tracebacks` (``debug=true``) the error stops the sweep instead. A completed run whose objective
+    metric is not a number stops a sweeper that searches on the values (Optuna), which could not rank it.
+    """
+    set_job_threads(cfg, launcher)
+    started = time.perf_counter()
+    try:
+        check_objective(cfg)
+        metrics = run(cfg, output_dir)
+    except Exception as error:
+        if show_tracebacks:
+            raise
+        if not isinstance(error, StylefwError):
+            traceback.print_exc()  # a bug, not a user error: show where
+        metrics = record_failed_job(output_dir, error, started)
+    objective = objective_value(metrics, cfg.get("objective"))
+    if objective is None and metrics["status"] == "completed" and searches_on_values(sweeper):
+        raise StylefwError(f"objective.metric={cfg.objective.metric} is not a number in this run's metrics.json "
+                           f"({output_dir / 'metrics.json'}): name one of its keys, e.g. quality.style_distance "
+                           "(which needs metrics=default)")
+    return metrics, objective
+
+
+def searches_on_values(sweeper: Mapping[str, Any] | None) -> bool:
+    """Whether the sweeper chooses its next trials from the values the jobs return: a search has a `direction`
+    to optimise in (Optuna's), Hydra's basic sweeper only runs the grid it was given."""
+    return bool(sweeper) and "direction" in sweeper
 
 
 # --------------------------------------------------------------------------- objective
@@ -80,11 +111,9 @@ def check_objective(cfg: DictConfig) -> None:
         return
     if not str(objective.get("metric") or "").strip():
         raise StylefwError("objective.metric is empty: name a key of metrics.json, e.g. quality.style_distance")
-    if not objective.penalty > 0:
-        raise StylefwError(f"objective.penalty={objective.penalty} must be a number > 0, above any value of the metric")
-    limit = objective.get("content_distance_max")
-    if limit is not None and limit < 0:
-        raise StylefwError(f"objective.content_distance_max={limit} must be a number >= 0, or null for no limit")
+    check_number("objective.penalty", objective.penalty, above=0, hint="above any value of the metric")
+    limit = check_number("objective.content_distance_max", objective.get("content_distance_max"), least=0,
+                         optional=True, hint="null: no limit")
     if limit is not None and not (cfg.get("metrics") and "_target_" in cfg.metrics):
         raise StylefwError("objective.content_distance_max needs the quality metrics: use metrics=default "
                            "or objective.content_distance_max=null")
@@ -105,8 +134,8 @@ def job_threads(launcher: Mapping[str, Any] | None, cores: int) -> int | None:
     """Torch threads for one job under `launcher` (its Hydra config), or None to keep torch's default.
 
     - a launcher that allocates CPUs per job (``cpus_per_task``, submitit): that many;
-    - joblib with ``n_jobs=k``: ``max(1, cores // k)``, so k parallel jobs share the cores
-      (negative k counts like joblib: -1 is one job per core);
+    - a launcher that runs ``n_jobs=k`` jobs at once (joblib): ``max(1, cores // k)``, so k parallel
+      jobs share the cores (negative k counts like joblib: -1 is one job per core);
     - anything else (the default launcher runs one job at a time): torch's default.
     """
     if not launcher:
@@ -115,7 +144,7 @@ def job_threads(launcher: Mapping[str, Any] | None, cores: int) -> int | None:
     if isinstance(cpus_per_task, int) and cpus_per_task > 0:
         return cpus_per_task
     n_jobs = launcher.get("n_jobs")
-    if "joblib" in str(launcher.get("_target_", "")).lower() and isinstance(n_jobs, int) and n_jobs != 0:
+    if isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs != 0:
         parallel_jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
         return max(1, cores // parallel_jobs)
     return None
@@ -132,51 +161,16 @@ def set_job_threads(cfg: DictConfig, launcher: Mapping[str, Any] | None) -> None
 # --------------------------------------------------------------------------- failed jobs
 
 
-def record_failed_job(output_dir: Path, error: BaseException, started: float,
-                      objective: Mapping[str, Any] | None) -> dict[str, Any]:
+def record_failed_job(output_dir: Path, error: BaseException, started: float) -> dict[str, Any]:
     """Write the metrics.json of a job that raised `error` (status ``failed``, its one-line ``error``); returns it."""
     message = " ".join(str(error).split()) or type(error).__name__
     if not isinstance(error, StylefwError):
         message = f"{type(error).__name__}: {message}"
     metrics: dict[str, Any] = {"status": "failed", "error": message, "steps": 0,
                                "seconds": round(time.perf_counter() - started, 3), **peak_memory_mb()}
-    score = objective_value(metrics, objective)
-    if score is not None:
-        metrics["objective"] = score
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        write_json(metrics, output_dir / "metrics.json")
+        write_json(output_dir / "metrics.json", metrics)
     except OSError:
         pass  # the summary then lists the job as missing its metrics; the error was printed anyway
     return metrics
-
-
-# --------------------------------------------------------------------------- experiment loggers
-
-
-@dataclass(frozen=True)
-class SweepIdentity:
-    """Where an experiment logger files one job: the sweep's group, the job's `key=value` tags, and a name."""
-
-    group: str
-    tags: list[str]
-    name: str
-
-
-def sweep_identity() -> SweepIdentity | None:
-    """The identity of the current job if it runs in a Hydra multirun, else None."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return None
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return None
-    overrides = [str(override) for override in hydra_cfg.overrides.task]
-    overridden = {override.lstrip("+~").partition("=")[0] for override in overrides}
-    choices = [f"{group}={option}" for group, option in hydra_cfg.runtime.choices.items()
-               if not str(group).startswith("hydra/") and group not in overridden and option is not None]
-    tags = [tag[:_MAX_TAG_LENGTH] for tag in dict.fromkeys([*overrides, *choices])]
-    group = str(hydra_cfg.sweep.dir)[-_MAX_GROUP_LENGTH:]
-    return SweepIdentity(group=group, tags=tags, name=f"{Path(group).name}#{hydra_cfg.job.num}")

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import torch
 
+from stylefw.image.filters import resize
+
 # NTSC YIQ: Y = 0.299 R + 0.587 G + 0.114 B (the luma of Gatys' `lum_transform`); I and Q carry the chroma.
 RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
                            [0.595716, -0.274453, -0.321263],
@@ -68,9 +70,7 @@ def recombine_with_chroma(stylized: torch.Tensor, content: torch.Tensor) -> torc
 
     `content` is resized to `stylized`'s size first if they differ.
     """
-    if content.shape[-2:] != stylized.shape[-2:]:
-        content = torch.nn.functional.interpolate(content, size=stylized.shape[-2:], mode="bilinear",
-                                                  align_corners=False, antialias=True)
+    content = resize(content, stylized.shape[-2:])
     combined = torch.cat([luminance(stylized), rgb_to_yiq(content.to(stylized))[:, 1:]], dim=1)
     return yiq_to_rgb(combined).clamp(0, 1)
 

@@ -1,21 +1,22 @@
-"""Image I/O: load any Pillow-readable file (or a bundled image by name) as a 1x3xHxW tensor in [0, 1]."""
+"""Image I/O: load any Pillow-readable file (or a bundled image by name) as a 1x3xHxW tensor in [0, 1], and save
+results as PNG."""
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from stylefw.atomic import atomic_write
 from stylefw.errors import StylefwError, warn
-from stylefw.resize import fit_longest_side, resize_longest_side
+from stylefw.image.filters import fit_longest_side, resize_longest_side
+from stylefw.runtime.files import write_png
 from stylefw.schema import PILLOW_MAX_IMAGE_PIXELS
 
 _ASSETS = resources.files("stylefw") / "assets"
@@ -217,12 +218,23 @@ def _warn_if_much_upscaled(image: Image.Image, path: Path, role: str, longest_si
              "expect soft, blurry detail; give a larger image or a smaller size")
 
 
-def save_png(image: torch.Tensor, path: Path, text: dict[str, str] | None = None) -> Path:
-    """Write `image` as PNG with optional text chunks; written to a temporary name, then renamed into place."""
-    path = Path(path)
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_itxt(key, value, zip=True)
-    with atomic_write(path, "wb") as stream:
-        to_pil(image).save(stream, format="PNG", pnginfo=info)
-    return path
+def save_png(image: torch.Tensor | Image.Image, path: Path, text: Mapping[str, str] | None = None) -> Path:
+    """Write `image` (a tensor in [0, 1] or a Pillow image) as PNG with optional text chunks, atomically."""
+    return write_png(image if isinstance(image, Image.Image) else to_pil(image), path, text)
+
+
+def image_suffixes() -> frozenset[str]:
+    """File extensions of every format this Pillow build can open (.jpg, .png, .webp, .tif, .bmp, ...)."""
+    Image.init()
+    return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in Image.OPEN)
+
+
+def find_images(root: Path) -> list[Path]:
+    """Image files under `root`, recursively, sorted; hidden files and folders are left out."""
+    suffixes = image_suffixes()
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        found.extend(Path(folder) / name for name in files
+                     if not name.startswith(".") and Path(name).suffix.lower() in suffixes)
+    return sorted(found)

@@ -1,7 +1,7 @@
 """After a sweep (`stylefw -m ...`): summary.csv, summary.json and contact_sheet.png in its folder.
 
-:class:`SweepSummary` is a Hydra callback (registered under ``hydra.callbacks`` in
-conf/config.yaml). When the multirun ends it reads what every job left in the sweep folder,
+:class:`SweepSummary` is a Hydra callback, which the command adds under ``hydra.callbacks`` for a
+multirun only. When the multirun ends it reads what every job left in the sweep folder,
 ``.hydra/overrides.yaml``, ``.hydra/config.yaml`` and ``metrics.json``, so it works the same
 whatever launcher ran the jobs (in this process, joblib's workers, submitit on a SLURM
 cluster): it needs only the shared folder. A job that left no metrics.json (killed, out of
@@ -9,7 +9,7 @@ memory, out of time) is a row with status ``missing``; nothing a job left, or fa
 leave, stops the summary.
 
 Columns: ``job``, ``status``, the swept parameters as written on the command line, the
-``objective``, every number of metrics.json under its dotted key (``quality.style_distance``,
+``objective`` (:func:`~stylefw.sweep.job.objective_value` of the job's metrics), every number of metrics.json under its dotted key (``quality.style_distance``,
 ``loss.gram``, ``seconds``, ``peak_rss_mb``, ...), ``image``, ``error``, ``overrides``, ``folder``.
 """
 
@@ -29,8 +29,11 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from stylefw.atomic import write_text
-from stylefw.contact_sheet import SheetRun, readable_value, write_contact_sheet
+from stylefw.errors import StylefwError
+from stylefw.image.io import resolve_image_path
+from stylefw.runtime.files import write_text
+from stylefw.sweep.contact_sheet import SheetRun, readable_value, write_contact_sheet
+from stylefw.sweep.job import objective_value
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
@@ -154,8 +157,13 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def summary_row(job: Job, swept: Sequence[str]) -> dict[str, Any]:
-    metrics = job.metrics or {}
+def summary_row(job: Job, swept: Sequence[str], objective: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The job's row; its objective is computed under the job's own ``objective`` config, else `objective`."""
+    metrics = dict(job.metrics or {})
+    if job.metrics is not None:
+        score = objective_value(metrics, job.config.get("objective") or objective)
+        if score is not None:
+            metrics["objective"] = score
     values = job.values
     numbers = {**flatten({key: metrics[key] for key in _METRIC_COLUMNS if key in metrics}),  # these first
                **flatten({key: value for key, value in metrics.items() if key not in _METRIC_COLUMNS})}
@@ -202,7 +210,7 @@ def summarize(sweep_dir: Path, objective: Mapping[str, Any] | None = None, thumb
     """Write summary.csv, summary.json and (unless told not to) contact_sheet.png into `sweep_dir`."""
     jobs = collect_jobs(sweep_dir)
     swept, fixed = swept_and_fixed(jobs)
-    rows = [summary_row(job, swept) for job in jobs]
+    rows = [summary_row(job, swept, objective) for job in jobs]
     best = best_row(rows)
     optuna = _read_yaml(sweep_dir / OPTUNA_RESULTS)
     optuna = optuna if isinstance(optuna, dict) else None
@@ -245,9 +253,6 @@ def _caption(row: Mapping[str, Any], best: bool) -> list[str]:
 
 def reference_images(jobs: Sequence[Job]) -> list[tuple[str, Path]]:
     """The distinct content and style images of the jobs, labelled, for the head of the contact sheet."""
-    from stylefw.errors import StylefwError
-    from stylefw.images import resolve_image_path
-
     specs: dict[tuple[str, str], None] = {}
     for role in ("content", "style"):
         for job in jobs:
@@ -332,3 +337,7 @@ def report_interrupted_sweep() -> bool:
         return False
     callback.report(callback.config)
     return True
+
+
+# The override the command adds to a multirun (and only to a multirun): Hydra then calls SweepSummary at its end.
+HYDRA_OVERRIDE = f"++hydra.callbacks.sweep_summary._target_={__name__}.{SweepSummary.__name__}"

@@ -1,10 +1,14 @@
-"""Lightning plumbing shared by methods: a quiet Trainer, interrupt-safe fitting, a step progress bar."""
+"""Lightning plumbing shared by methods: a quiet Trainer, interrupt-safe fitting, a step progress bar, and the
+experiment logger's images and metrics (wandb takes images, other loggers get PNGs in their folder)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +16,33 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
+
+from stylefw.image.io import save_png, to_pil
+
+_NOISY_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\).*",
+    r".*module\(s\) in eval mode at the start of training.*",
+    r".*is smaller than the logging interval.*",
+    r".*does not have many workers.*",
+    r".*The anonymous setting has no effect.*",
+)
+_NOISY_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch", "lightning.fabric")
+
+
+def configure_quiet(verbose: bool) -> None:
+    """Silence Lightning's and wandb's start-up chatter unless the user asks for it (verbose=true).
+
+    Lightning resets its loggers to INFO when it is imported, which this module has done by now.
+    """
+    if verbose:
+        return
+    os.environ.setdefault("WANDB_SILENT", "true")
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in _NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 def make_trainer(
@@ -131,3 +161,49 @@ class StepProgressBar(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._close()
+
+
+# --------------------------------------------------------------------------- the experiment logger
+
+
+def log_image(logger: Any, key: str, image: torch.Tensor | Image.Image, step: int) -> None:
+    """`image` to a logger that takes images (wandb), else as a PNG in the logger's folder (csv)."""
+    if logger is None:
+        return
+    if hasattr(logger, "log_image"):
+        # An 8-bit PIL image: wandb would cast a float tensor in [0, 1] straight to uint8 (all black).
+        logger.log_image(key=key, images=[image if isinstance(image, Image.Image) else to_pil(image)], step=step)
+        return
+    log_dir = getattr(logger, "log_dir", None)
+    if log_dir:
+        folder = Path(log_dir) / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        save_png(image, folder / f"{key}_{step:06d}.png")
+
+
+def log_metrics(logger: Any, values: dict[str, float], step: int) -> None:
+    if logger is not None and values:
+        logger.log_metrics(values, step=step)
+
+
+def finish_logger(logger: Any, status: str) -> None:
+    """Flush the logger and close its run, so a second run in this process starts a new one."""
+    if logger is None:
+        return
+    logger.finalize(status)
+    closer = getattr(logger, "finish", None)
+    if callable(closer):
+        closer()
+
+
+class ImageLogger(pl.Callback):
+    """Logs the module's current image every `every` steps (0 = never)."""
+
+    def __init__(self, every: int, key: str = "image") -> None:
+        self.every = every
+        self.key = key
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every and step % self.every == 0 and trainer.logger is not None:
+            log_image(trainer.logger, self.key, pl_module.current_image(), step)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from stylefw.atomic import atomic_write
+from stylefw.image.grid import open_thumbnail
+from stylefw.runtime.files import write_png
 
 MAX_COLUMNS = 8
 MIN_WIDTH = 640  # room for the title beside the content and style images
@@ -127,24 +128,6 @@ def wrap(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: f
     return lines
 
 
-def thumbnail(path: Path | None, box: int) -> Image.Image | None:
-    """The image at `path` scaled to fit a `box`-pixel square, or None if it cannot be read.
-
-    Small results (tests, previews) are enlarged with visible pixels rather than blurred.
-    """
-    if path is None:
-        return None
-    try:
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
-    except (OSError, ValueError):
-        return None
-    scale = box / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    enlarging = scale > 1
-    return image.resize(size, Image.Resampling.NEAREST if enlarging else Image.Resampling.LANCZOS)
-
-
 @dataclass
 class _Canvas:
     """The sheet being drawn: sizes derived from the thumbnail size and the font."""
@@ -211,7 +194,7 @@ def draw_contact_sheet(runs: Sequence[SheetRun], swept: Sequence[str], reference
                     lines)
     for run, caption, (row, column) in zip(runs, captions, layout.positions):
         x, y = grid_left + column * (box + GAP), grid_top + row * (cell_height + GAP)
-        canvas.picture((x, y), thumbnail(run.image, box), run.failed, BEST_FRAME if run.best else None)
+        canvas.picture((x, y), open_thumbnail(run.image, box), run.failed, BEST_FRAME if run.best else None)
         canvas.text((x, y + box + GAP // 2), caption, FAILED_INK if run.failed else INK)
     return canvas.image
 
@@ -245,7 +228,7 @@ def _draw_top(canvas: _Canvas, references: Sequence[tuple[str, Path]], title: Se
     reference_box = _reference_box(canvas)
     x = MARGIN
     for label, path in references:
-        picture = thumbnail(path, reference_box)
+        picture = open_thumbnail(path, reference_box)
         if picture is not None:
             canvas.image.paste(picture, (x, MARGIN + 2 * canvas.line_height))
         canvas.text((x, MARGIN), wrap(label, canvas.font, reference_box)[:2], FAINT)
@@ -257,7 +240,4 @@ def _draw_top(canvas: _Canvas, references: Sequence[tuple[str, Path]], title: Se
 def write_contact_sheet(path: Path, runs: Sequence[SheetRun], swept: Sequence[str],
                         references: Sequence[tuple[str, Path]], title: Sequence[str], box: int = 192) -> Path:
     """Draw the sheet and write it to `path` atomically (a crash never leaves half a PNG)."""
-    sheet = draw_contact_sheet(runs, swept, references, title, box)
-    with atomic_write(path, "wb") as stream:
-        sheet.save(stream, format="PNG", optimize=True)
-    return path
+    return write_png(draw_contact_sheet(runs, swept, references, title, box), path, optimize=True)

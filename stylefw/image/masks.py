@@ -15,15 +15,14 @@ the mask downsampled to each layer, one style target per region):
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageChops, ImageOps
 
 from stylefw.errors import StylefwError, warn
-from stylefw.images import open_rgb, resolve_image_path, to_tensor
+from stylefw.image.filters import gaussian_blur, resize
+from stylefw.image.io import open_rgb, resolve_image_path, to_tensor
 from stylefw.schema import PILLOW_MAX_IMAGE_PIXELS
 
 EMPTY_MASK_LEVEL = 0.5 / 255  # below half an 8-bit step everywhere: the mask selects nothing
@@ -46,8 +45,7 @@ def load_mask(spec: str, shape: tuple[int, int], max_pixels: int | None = PILLOW
     if abs((width / height) / (shape[1] / shape[0]) - 1) > ASPECT_TOLERANCE:
         warn(f"{role} '{spec}' is {width}x{height} px but the output is {shape[1]}x{shape[0]}: it is stretched to "
              "fit; give a mask with the content image's aspect ratio")
-    mask = to_tensor(image.convert("RGB"))[:, :1]
-    mask = F.interpolate(mask, size=shape, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+    mask = resize(to_tensor(image.convert("RGB"))[:, :1], shape).clamp(0, 1)
     if float(mask.max()) < EMPTY_MASK_LEVEL:
         raise StylefwError(f"{role} '{spec}' is black everywhere, so nothing would be stylized: paint the region "
                            "to stylize white (black keeps the content, grey blends)")
@@ -64,28 +62,14 @@ def _alpha(path: Path, size: tuple[int, int]) -> Image.Image:
     return alpha if alpha.size == size else alpha.resize(size)
 
 
-def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """A normalised 1-D Gaussian of standard deviation `sigma` pixels, radius ⌈3σ⌉."""
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    return kernel / kernel.sum()
-
-
 def feather(mask: torch.Tensor, width: float) -> torch.Tensor:
     """`mask` (B×1×H×W) with its edges softened over about `width` pixels; 0 leaves it unchanged.
 
     The mask is blurred with a Gaussian of σ = width / 4, so a hard edge becomes a ramp that
-    goes from 2 % to 98 % over `width` pixels (±2σ). The image border is extended (replicate
-    padding), so a region touching the border stays fully selected there.
+    goes from 2 % to 98 % over `width` pixels (±2σ). The image border is mirrored, so a region
+    touching the border stays fully selected there.
     """
-    if width <= 0:
-        return mask
-    kernel = gaussian_kernel(width / 4).to(mask)
-    radius = kernel.numel() // 2
-    blurred = F.conv2d(F.pad(mask, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    blurred = F.conv2d(F.pad(blurred, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return blurred.clamp(0, 1)
+    return gaussian_blur(mask, width / 4).clamp(0, 1) if width > 0 else mask
 
 
 def composite(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -94,9 +78,5 @@ def composite(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -
     `outside` and `mask` are resized to `inside`'s size if they differ.
     """
     size = inside.shape[-2:]
-    if outside.shape[-2:] != size:
-        outside = F.interpolate(outside, size=size, mode="bilinear", align_corners=False, antialias=True)
-    if mask.shape[-2:] != size:
-        mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-    mask = mask.to(inside)
-    return mask * inside + (1 - mask) * outside.to(inside)
+    mask = resize(mask, size).to(inside)
+    return mask * inside + (1 - mask) * resize(outside, size).to(inside)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from stylefw.backbone import SequentialBackbone
 from stylefw.errors import StylefwError
-from stylefw.loss import LossTerm
+from stylefw.image.filters import fit_longest_side
+from stylefw.image.io import planned_shape
+from stylefw.objective.backbone import SequentialBackbone
+from stylefw.objective.terms import LossTerm
 
 
 def normalized_weights(weights: Sequence[float] | None, count: int, role: str) -> list[float]:
@@ -83,6 +86,32 @@ class Objective(nn.Module):
         parts = {name: computed[name] for name in self.terms}
         total = torch.stack(list(parts.values())).sum() if parts else image.new_zeros(())
         return total, parts
+
+    def smallest_side(self) -> int:
+        """The shortest image side, in pixels, that survives to the deepest layer any term reads: each pooling
+        (or strided) layer up to it halves the image."""
+        needed = 1
+        for layer in getattr(self.backbone, "layers", ()):
+            stride = getattr(layer, "stride", 1)
+            needed *= max(stride) if isinstance(stride, tuple) else int(stride)
+        return needed
+
+    def check_fits(self, spec: str, role: str, size: int) -> None:
+        """Fail early, naming the smallest working size, if the image `spec` at `size` (its longest side) is too
+        small for the deepest layer a term reads."""
+        needed = self.smallest_side()
+        height, width = planned_shape(spec, None, role, max_pixels=None)
+        if min(fit_longest_side((width, height), size)) >= needed:
+            return
+        smallest = math.ceil(needed * max(height, width) / min(height, width))
+        while min(fit_longest_side((width, height), smallest)) < needed:  # rounding of the short side
+            smallest += 1
+        shape = "x".join(map(str, fit_longest_side((width, height), size)))
+        or_crop = ", or a less elongated image" if width != height else ""
+        raise StylefwError(
+            f"at size={size} the {role} image becomes {shape} px, but the backbone's deepest layer needs at least "
+            f"{needed} px on each side: use size={smallest} or more{or_crop}"
+        )
 
     def train(self, mode: bool = True) -> "Objective":
         # The backbone is frozen; Lightning's train() must not flip it (and VGG has no dropout/BN anyway).

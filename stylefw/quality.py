@@ -10,15 +10,15 @@ are distances: **lower is better**, 0 means identical.
   grayscale output and content. It needs no network.
 
 :class:`QualityMetrics` computes both at a fixed working resolution (so runs of different
-sizes are comparable) and caches the style's statistics; :func:`build_quality_metrics`
-builds it from the ``metrics`` config group. The feature network is always an argument:
-this core module imports no built-in plugin.
+sizes are comparable) and caches the style's statistics; the run builds it from the
+``metrics`` config group. The feature network is always an argument: this core module
+imports no built-in plugin. docs/sweeps.md ("Quality scores") has what the numbers mean on
+real images and how their settings were chosen.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylefw.errors import StylefwError
-from stylefw.images import fit_longest_side
+from stylefw.errors import StylefwError, build, check_number, check_whole_number
+from stylefw.image.color import luminance
+from stylefw.image.filters import gaussian_blur, resize, resize_longest
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_SIZE = 256
@@ -74,8 +75,7 @@ def quantile_functions(values: torch.Tensor, quantiles: int) -> torch.Tensor:
 
 
 def sort_rows(values: torch.Tensor) -> torch.Tensor:
-    """`values` sorted along the last dimension. On the CPU through NumPy, whose vectorised
-    sort is 10-30× faster than torch's here (64 × 65 536 values: 0.05 s against 0.6 s)."""
+    """`values` sorted along the last dimension; on the CPU through NumPy, whose vectorised sort is faster."""
     if values.device.type != "cpu":
         return values.sort(dim=-1).values
     return torch.from_numpy(np.sort(values.numpy(), axis=-1))
@@ -99,14 +99,11 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: torch.Tens
     off their quantile functions: ``W_2² = ∫₀¹ (F_a⁻¹(t) − F_b⁻¹(t))² dt``, evaluated by the
     midpoint rule on `quantiles` points (:func:`quantile_functions`).
 
-    Rabin, Peyré, Delon & Bernot 2011, "Wasserstein Barycenter and its Application to
-    Texture Mixing" (SSVM), define the sliced distance; Heitz, Vanhoey, Chambon & Belcour
-    2021, "A Sliced Wasserstein Loss for Neural Texture Synthesis" (CVPR), use its square
-    (p = 2, K = C random directions, equal-size sets compared by sorting) on VGG-19
-    features. Differences here: a *fixed* set of directions (a metric must not be random),
-    the root (a distance in feature units rather than its square), and quantile resampling
-    so sets of different sizes compare. Symmetric in `a` and `b`, invariant to the order of
-    the points, 0 for identical sets.
+    Rabin, Peyré, Delon & Bernot 2011 (SSVM) define the sliced distance; Heitz, Vanhoey, Chambon
+    & Belcour 2021 (CVPR) use its square on VGG-19 features with random directions. Here the
+    directions are *fixed* (a metric must not be random), the root gives a distance in feature
+    units, and quantile resampling lets sets of different sizes compare. Symmetric, invariant to
+    the order of the points, 0 for identical sets.
     """
     return wasserstein_from_quantiles(
         quantile_functions(project(a, projections), quantiles), quantile_functions(project(b, projections), quantiles)
@@ -186,15 +183,8 @@ def style_distance(
     root mean projected variance of the style's features. The division makes layers of very
     different magnitudes count equally and gives the number a meaning: a layer scores 1
     when the output is as far from the style as a set of features all equal to the style's
-    mean vector. A flat gray image scores about 1.2, uniform noise 0.75-1.06, photos
-    0.40-1.04, stylisations with that style 0.18-0.31 and a flipped crop of the style itself
-    about 0.2 (four Van Gogh styles, 256 px).
-
-    W_2 as in Heitz et al. 2021, not W_1: measured on 23 images × 4 styles, the W_1 version
-    ranked the images the same way (Spearman ≥ 0.995), and W_2's normaliser (a standard
-    deviation) is the natural scale. With 64 directions, re-drawing them (another `seed`)
-    moves a value by 2 % (median; 4.5 % at most), 1 % with 256 at 5× the slicing cost; the
-    directions are fixed, so the same inputs always give the same value.
+    mean vector. W_2 as in Heitz et al. 2021: its normaliser (a standard deviation) is the
+    natural scale. The directions are fixed, so the same inputs always give the same value.
 
     Images are 1×3×H×W RGB in [0, 1], of any sizes (the sets are compared through
     quantile functions, so the output and the style may differ in size), but the value
@@ -212,25 +202,6 @@ def style_distance(
 
 # --------------------------------------------------------------------------- content distance
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Gatys et al. 2017 use for luminance
-
-
-def grayscale(image: torch.Tensor) -> torch.Tensor:
-    """B×1×H×W luminance of a B×3×H×W RGB image."""
-    return (image * image.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a B×1×H×W image with reflected borders (radius ⌈3σ⌉)."""
-    if sigma <= 0:
-        return image
-    radius = max(1, min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1))
-    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    return F.conv2d(F.conv2d(padded, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))
-
 
 def sobel_magnitude(image: torch.Tensor) -> torch.Tensor:
     """Gradient magnitude ``√(G_x² + G_y²)`` of a B×1×H×W image with 3×3 Sobel kernels."""
@@ -243,7 +214,7 @@ def sobel_magnitude(image: torch.Tensor) -> torch.Tensor:
 
 def edge_map(image: torch.Tensor, blur: float) -> torch.Tensor:
     """Sobel magnitude of the grayscale image blurred with σ = `blur` × its longer side."""
-    return sobel_magnitude(gaussian_blur(grayscale(image), blur * max(image.shape[-2:])))
+    return sobel_magnitude(gaussian_blur(luminance(image), blur * max(image.shape[-2:])))
 
 
 def pearson_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -261,41 +232,14 @@ def content_distance(output: torch.Tensor, content: torch.Tensor, blur: float = 
     ``E(x) = |∇ (G_σ * gray(x))|`` is the Sobel gradient magnitude of the grayscale image
     blurred with a Gaussian of σ = `blur` × the longer side (default 1 %: 2.6 px at 256).
     The content is resized to the output's size first. Range [0, 2]; an unrelated image
-    scores about 1.
-
-    Why edges and not VGG features: on real photo/stylisation pairs the relu4_2 feature
-    error (the usual content loss) did not track whether the subject was recognisable: a
-    stylised dog was further from its own photo than from another photo in relu4_2 terms,
-    while its edge-map distance was 0.22 to its own photo against ≥ 0.89 to nine others.
-    The blur removes brush-stroke and noise texture, so what is compared is the layout of
-    the subject's contours; the correlation ignores the overall contrast and brightness a
-    style changes. σ = 1 % of the side gave the widest gap between a recognisable
-    stylisation's own photo and the closest other photo (0.60, against 0.31 unblurred, 0.50
-    at 0.5 %, 0.58 at 2 %, 0.43 at 4 %); results whose subject is gone (a diverged run, too
-    few steps from noise) score about 1, as unrelated photos do.
+    scores about 1. Edges and not VGG features, because the relu4_2 feature error (the usual
+    content loss) does not track whether a subject is recognisable; the blur removes brush-stroke
+    and noise texture, so what is compared is the layout of the subject's contours, and the
+    correlation ignores the overall contrast and brightness a style changes.
     """
     content = resize(content, tuple(check_image(output).shape[-2:])).to(output)
     with torch.no_grad():
         return 1.0 - pearson_correlation(edge_map(output.clamp(0, 1), blur), edge_map(content.clamp(0, 1), blur))
-
-
-# --------------------------------------------------------------------------- per-run scorer
-
-
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """`image` resized to `size` = (height, width) with antialiased bilinear filtering."""
-    check_image(image)
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-def resize_longest(image: torch.Tensor, longest_side: int | None) -> torch.Tensor:
-    """`image` resized so its longer side is `longest_side` pixels (None: unchanged)."""
-    if longest_side is None:
-        return check_image(image)
-    width, height = fit_longest_side((image.shape[-1], image.shape[-2]), longest_side)
-    return resize(image, (height, width))
 
 
 def check_image(image: torch.Tensor) -> torch.Tensor:
@@ -320,11 +264,6 @@ class QualityMetrics:
         size: working resolution (longest side, pixels).
         style_layers, projections, quantiles, seed: of :func:`style_distance`.
         blur: of :func:`content_distance` (Gaussian σ as a fraction of the longer side).
-
-    Example (``cfg.metrics`` composed from ``conf/metrics/default.yaml``)::
-
-        metrics = build_quality_metrics(cfg.metrics)     # None for metrics=none
-        scores = metrics(result, content, style)         # {"style_distance": 0.31, "content_distance": 0.22}
     """
 
     def __init__(
@@ -347,15 +286,24 @@ class QualityMetrics:
         self._style_cache: dict[str, StyleStatistics] = {}
 
     def __call__(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
-        return {
-            "style_distance": self.style_distance(output, style),
-            "content_distance": self.content_distance(output, content),
-        }
+        return self.score(output, content, [style], [1.0])
 
     def prepare(self, image: torch.Tensor) -> torch.Tensor:
         parameter = next(self.backbone.parameters(), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
         return resize_longest(check_image(image).detach().float().to(device), self.size).clamp(0, 1)
+
+    def score(self, image: torch.Tensor, content: torch.Tensor, styles: Sequence[torch.Tensor],
+              weights: Sequence[float]) -> dict[str, float]:
+        """The scores of a result against the user's content and style images.
+
+        With several styles ``style_distance`` is the blend-weighted mean of the distances to each
+        style, so runs with one and several styles stay comparable in a sweep.
+        """
+        return {
+            "style_distance": sum(weight * self.style_distance(image, style) for weight, style in zip(weights, styles)),
+            "content_distance": self.content_distance(image, content),
+        }
 
     def style_distance(self, output: torch.Tensor, style: torch.Tensor) -> float:
         output, style = self.prepare(output), self.prepare(style)
@@ -382,32 +330,19 @@ class QualityMetrics:
 
 
 def check_settings(size: int | None, layers: Sequence[str], projections: int, quantiles: int, blur: float) -> None:
-    if size is not None and (not isinstance(size, int) or size < 16):
-        raise StylefwError(f"metrics.size={size} must be a whole number of pixels ≥ 16, or null to keep image sizes")
+    check_whole_number("metrics.size", size, 16, optional=True, hint="pixels; null keeps image sizes")
     if not layers:
         raise StylefwError("metrics.style_layers is empty: name at least one backbone layer, e.g. [relu3_1]")
-    if not isinstance(projections, int) or projections < 1:
-        raise StylefwError(f"metrics.projections={projections} must be a positive whole number (default 64)")
-    if not isinstance(quantiles, int) or quantiles < 1:
-        raise StylefwError(f"metrics.quantiles={quantiles} must be a positive whole number (default 256)")
-    if not isinstance(blur, (int, float)) or not 0 <= blur < 0.5:
-        raise StylefwError(f"metrics.blur={blur} must be a fraction of the image side in [0, 0.5) (default 0.01)")
+    check_whole_number("metrics.projections", projections, hint="default 64")
+    check_whole_number("metrics.quantiles", quantiles, hint="default 256")
+    check_number("metrics.blur", blur, least=0, below=0.5, hint="a fraction of the image side; default 0.01")
 
 
 def build_quality_metrics(node: Any) -> QualityMetrics | None:
-    """The :class:`QualityMetrics` described by the ``metrics`` config node, or None when
-    metrics are off (``metrics=none``: an empty node, or no node at all)."""
+    """The :class:`QualityMetrics` the ``metrics`` config node describes; None for ``metrics=none`` (no node)."""
     if node is None or not isinstance(node, Mapping) or "_target_" not in node:
         return None
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    try:
-        metrics = instantiate(node)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, StylefwError):
-            raise error.__cause__ from None
-        raise StylefwError(f"metrics could not be built: {' '.join(str(error).split())}") from error
+    metrics = build(node, "metrics")
     if not isinstance(metrics, QualityMetrics):
-        raise StylefwError(f"metrics built a {type(metrics).__name__}, not a stylefw.metrics.QualityMetrics")
+        raise StylefwError(f"metrics built a {type(metrics).__name__}, not a stylefw.quality.QualityMetrics")
     return metrics

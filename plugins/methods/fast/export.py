@@ -1,4 +1,4 @@
-"""ONNX export of a trained transform net, checked against torch with onnxruntime."""
+"""``mode=export``: a trained transform net as ONNX, checked against torch with onnxruntime."""
 
 from __future__ import annotations
 
@@ -12,9 +12,35 @@ import numpy as np
 import torch
 
 from stylefw.errors import StylefwError
+from stylefw.method import RunContext, RunResult
+
+from .checkpoint import load_net, resolve_checkpoint
+from .stylize import style_reference
 
 MIN_SIDE = 16  # the exported graph accepts any height and width from this up
 INPUT_NAME, OUTPUT_NAME = "image", "stylized"
+ONNX_TOLERANCE = 1e-3  # largest acceptable |onnxruntime − torch| per pixel, in [0, 1] units
+
+
+def export(context: RunContext) -> RunResult:
+    """``<style>.onnx`` in the run folder, checked on the content image against torch; the result is
+    onnxruntime's stylization of the content."""
+    cfg = context.cfg
+    path = resolve_checkpoint(cfg.get("checkpoint"), "export")
+    net, info = load_net(path)
+    target = context.output_dir / f"{info['style']}.onnx"
+    context.output_dir.mkdir(parents=True, exist_ok=True)
+    export_onnx(net, target, context.content)
+    exported, difference = onnx_difference(target, net, context.content)
+    if difference > ONNX_TOLERANCE:
+        raise StylefwError(f"the exported {target} differs from torch by up to {difference:.2g} (tolerance "
+                           f"{ONNX_TOLERANCE:g}): a custom net may use an operation the exporter mistranslates")
+    report = {"checkpoint": str(path), "onnx": str(target), "onnx_max_difference": difference}
+    style = style_reference(info, cfg.size, cfg.max_image_pixels)
+    return RunResult(image=torch.from_numpy(exported).clamp(0, 1), losses={"total": None}, steps=0, report=report,
+                     files=[str(target)], name=f"{Path(str(cfg.content)).stem}_{info['style']}_onnx.png",
+                     references=(context.original_content, style) if style is not None else None,
+                     scored=style is not None)
 
 
 def export_onnx(net: torch.nn.Module, path: Path, example: torch.Tensor) -> Path:

@@ -1,4 +1,9 @@
-"""Stylizing with a trained net: load its checkpoint, run it on an image of any size (tiled when large)."""
+"""Trained nets on disk: finding, reading and rebuilding a method=fast checkpoint, and writing one safely.
+
+A checkpoint is Lightning's (the net's weights, the optimizer's state, the step) with one more entry,
+``stylefw``: the net's config (with its ``_target_``) and what it was trained on. Everything is read
+back with ``weights_only=True``, so no pickled code ever runs.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from stylefw.deploy.tiling import stylize_in_tiles
 from stylefw.errors import StylefwError
-from stylefw.images import fit_longest_side
+from stylefw.runtime.files import atomic_write
+from stylefw.runtime.lightning import interrupts_deferred
 
-from .fast_training import CHECKPOINT_KEY
-
+CHECKPOINT_KEY = "stylefw"  # the checkpoint entry that says how to rebuild the net and what it was trained on
 CHECKPOINT_FILE = Path("checkpoints") / "last.ckpt"  # inside a training run's folder
 
 
@@ -68,34 +72,23 @@ def load_net(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return net.eval(), info
 
 
-def resize_longest(image: torch.Tensor, longest: int) -> torch.Tensor:
-    width, height = fit_longest_side((image.shape[-1], image.shape[-2]), longest)
-    return F.interpolate(image, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing to a temporary file renamed into place: a kill mid-save leaves
+    the previous checkpoint intact, never half of one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with interrupts_deferred(), atomic_write(path, "wb") as stream:
+            torch.save(checkpoint, stream)
 
 
-@torch.no_grad()
-def stylize_image(net: torch.nn.Module, image: torch.Tensor, tile: int, overlap: int,
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """`net` applied to a 1×3×H×W image of any size; the result is clipped to [0, 1].
+class InterruptCheckpoint(pl.Callback):
+    """Saves a checkpoint when training is interrupted (Ctrl-C, SIGTERM), so that resuming loses nothing."""
 
-    An image larger than `tile` on either side is stylized in overlapping windows of `tile`
-    px, blended across `overlap` px. Every window is normalised with the instance-norm
-    statistics of a copy of the whole image downscaled to fit in one window, so the windows
-    agree in tone (their own statistics would each differ); nets without
-    ``capture_statistics`` / ``shared_statistics`` use their own per window.
-    """
-    if max(image.shape[-2:]) <= tile:
-        return net(image.to(device)).clamp(0, 1).cpu()
-    statistics = None
-    if hasattr(net, "capture_statistics"):
-        statistics = net.capture_statistics(resize_longest(image, tile).to(device))
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-    def stylize_window(window: np.ndarray) -> np.ndarray:
-        pixels = torch.from_numpy(window).to(device)
-        if statistics is None:
-            return net(pixels).cpu().numpy()
-        with net.shared_statistics(statistics):
-            return net(pixels).cpu().numpy()
-
-    tiled = stylize_in_tiles(image.numpy(), stylize_window, tile, overlap, align=getattr(net, "stride", 1))
-    return torch.from_numpy(tiled).clamp(0, 1)
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            trainer.save_checkpoint(self.path)

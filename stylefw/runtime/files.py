@@ -2,16 +2,22 @@
 
 A run killed mid-write (Ctrl-C, SIGKILL, a full disk) leaves either the previous file or the
 new one in place, never half of one: ``os.replace`` within one folder is atomic.
+
+Pillow and the standard library only (no torch), so the onnxruntime deployment writes its
+files the same way.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from PIL import Image, PngImagePlugin
 
 
 def _current_umask() -> int:
@@ -59,3 +65,29 @@ def atomic_write(path: Path | str, mode: str = "wb", *, replace: bool = True) ->
 def write_text(path: Path | str, text: str) -> None:
     with atomic_write(path, "w", replace=True) as stream:
         stream.write(text)
+
+
+def write_json(path: Path | str, data: Mapping[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_png(image: Image.Image, path: Path | str, text: Mapping[str, str] | None = None,
+              replace: bool = True, optimize: bool = False) -> Path:
+    """`image` as a PNG at `path`, with optional (compressed) text chunks, written atomically; `optimize` spends
+    time on a smaller file (sheets of thumbnails)."""
+    path = Path(path)
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value, zip=True)
+    with atomic_write(path, "wb", replace=replace) as stream:
+        image.save(stream, format="PNG", pnginfo=info, optimize=optimize)
+    return path
+
+
+def is_writable_folder(folder: Path) -> bool:
+    """Whether a file can be created in `folder`, found by trying: permission bits miss ACLs and special filesystems."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
