@@ -99,13 +99,19 @@ def test_unwritable_run_folder(stylefw_cli, unwritable_dir: Path) -> None:
         (["size=8"], "at size=8 the content image becomes 8x8 px, but the backbone's deepest layer needs at least "
                      "16 px on each side: use size=16 or more"),
         (["method.steps=-3"], "method.steps=-3 must be a positive whole number"),
-        (["method.steps=abc"], "method.steps=abc must be a positive whole number"),
-        (["loss.gram.weight=abc"], "loss.gram.weight=abc must be a number >= 0"),
-        (["loss.gram.weight=-1"], "loss.gram.weight=-1 must be a number >= 0 (0 turns the term off)"),
-        (["content_loss.weight=[1,2]"], "content_loss.weight=[1, 2] must be a number >= 0"),
-        (["optimizer.lr=-1"], "optimizer.lr=-1 must be a positive number"),
-        (["optimizer=adam", "optimizer.lr=-1"], "optimizer could not be built (Invalid learning rate: -1)"),
-        (["optimizer=adam", "optimizer.lr=fast"], "optimizer could not be built"),
+        # Keys with a type in the option's schema are checked while Hydra composes, before anything runs.
+        (["method.steps=abc"], "method.steps=abc: Value 'abc' of type 'str' could not be converted to Integer: "
+                               "give a whole number"),
+        (["loss.gram.weight=abc"], "loss.gram.weight=abc: Value 'abc' of type 'str' could not be converted to Float: "
+                                   "give a number"),
+        (["loss.gram.weight=-1"], "loss.gram.weight=-1.0 must be a number >= 0 (0 turns the term off)"),
+        (["content_loss.weight=[1,2]"], "content_loss.weight=[1,2]: Value '[1, 2]' of type 'list' could not be "
+                                        "converted to Float: give a number"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be a positive number"),
+        (["optimizer=adam", "optimizer.lr=-1"], "optimizer could not be built (Invalid learning rate: -1.0)"),
+        (["optimizer=adam", "optimizer.lr=fast"], "optimizer.lr=fast: Value 'fast' of type 'str' could not be "
+                                                  "converted to Float: give a number"),
+        (["net.depthwise=maybe", "method=fast"], "net.depthwise=maybe: Value 'maybe' is not a valid bool"),
         (["threads=0"], "threads=0 must be a positive whole number"),
         (["max_image_pixels=0"], "max_image_pixels=0 must be a positive whole number, or null (null: no limit)"),
         (["output=result.jpg"], "must end in .png"),

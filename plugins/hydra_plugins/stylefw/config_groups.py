@@ -26,12 +26,15 @@ def searchpath_override(searchpath: Sequence[str]) -> str:
     return f"hydra.searchpath=[{','.join(quoted)}]"
 
 
+HIDDEN_GROUPS = ("hydra", "schema")  # Hydra's own options; the types of plugins' keys (schemas.py)
+
+
 def list_config_groups(loader: ConfigLoader, overrides: list[str], parent: str = "") -> list[str]:
-    """Every non-Hydra group under `parent` that holds at least one config, depth first."""
+    """Every group under `parent` that holds at least one config, depth first, but for the hidden ones."""
     groups = []
     for child in loader.get_group_options(parent, ObjectType.GROUP, overrides=overrides):
         group = f"{parent}/{child}" if parent else child
-        if group == "hydra":
+        if group in HIDDEN_GROUPS:
             continue
         if loader.get_group_options(group, ObjectType.CONFIG, overrides=overrides):
             groups.append(group)
