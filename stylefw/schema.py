@@ -2,7 +2,8 @@
 
 Hydra merges ``conf/config.yaml`` onto :class:`StylefwConfig` (the first entry of its
 ``defaults``), so every top-level key must be declared here, including one field per config
-group. Types are checked here; ranges (``size >= 1``, ...) are checked by ``stylefw.run.validate``
+group; the options of the groups carry their own schemas (plugins/hydra_plugins/stylefw/schemas.py).
+Types are checked here; ranges (``size >= 1``, ...) are checked by ``stylefw.run.check_config``
 with a message naming the fix.
 """
 
@@ -20,7 +21,7 @@ PILLOW_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: 1024 * 1024 
 # OmegaConf reads these annotations at runtime, so they stay in typing's spelling (no `int | None`).
 @dataclass
 class ObjectiveConfig:
-    """The number a sweep's job returns (Optuna minimises it); see stylefw.sweep_job.objective_value."""
+    """The number a sweep's job returns (Optuna minimises it); see stylefw.sweep.job.objective_value."""
 
     metric: str = "quality.style_distance"  # a key of metrics.json, dotted
     content_distance_max: Optional[float] = None  # runs above it score penalty + the excess

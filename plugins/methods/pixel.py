@@ -40,7 +40,7 @@ def initial_image(init: str, content: torch.Tensor, styles: Sequence[torch.Tenso
                   style_weights: Sequence[float]) -> torch.Tensor:
     """The image optimisation starts from, at the content's size: ``init`` is ``content``,
     ``content_in_style_colors`` (the content's colours moved to the mean and covariance of the styles' blended
-    colours, see :func:`~stylefw.color.move_color_statistics`), ``noise`` (uniform in [0, 1]), ``style`` (the first
+    colours, see :func:`~stylefw.image.color.move_color_statistics`), ``noise`` (uniform in [0, 1]), ``style`` (the first
     style resized to the content's size, stretched if its aspect differs), or an image path."""
     size = content.shape[-2:]
     if init == "content":

@@ -79,7 +79,7 @@ class Objective(nn.Module):
         they read. So a term's head on relu1_1 is built before relu2_1 is computed, and autograd, which
         runs the most recently built ready node first, computes each head's gradient only when the
         backward reaches its layer, instead of holding every head's activation-sized gradient from the
-        start of the backward: at 1024² that start was the run's peak, 0.5 GiB of it Gram gradients.
+        start of the backward, which would be the peak of the step's memory (docs/performance.md, "Memory").
         """
         features = LazyFeatures(self.backbone.activations(image, self.layers), self.layers)
         computed = {name: self.terms[name](features, image) for name in self.evaluation_order}
