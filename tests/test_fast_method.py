@@ -289,3 +289,15 @@ def test_a_loss_that_is_not_finite_at_the_first_step_fails_cleanly(fast_cfg, tmp
     assert metrics["status"] == "failed" and metrics["steps"] == 0
     assert "gram" in metrics["error"] and "optimizer.lr" in metrics["error"]
     assert Path(metrics["image"]).is_file()
+
+
+def test_the_optimizer_group_builds_the_nets_optimizer(fast_cfg, tmp_path: Path) -> None:
+    """method=fast trains with the `optimizer` group's optimizer: Adam at 1e-3 by default, anything else when asked."""
+    default = fast_cfg()
+    assert default.optimizer._target_ == "torch.optim.Adam" and default.optimizer.lr == 1e-3
+    metrics = run(fast_cfg("method.steps=1", "optimizer=adam", "optimizer.lr=3e-4"), tmp_path / "adam")
+    state = torch.load(metrics["checkpoint"], map_location="cpu", weights_only=True)["optimizer_states"][0]
+    assert state["param_groups"][0]["lr"] == 3e-4 and "exp_avg" in next(iter(state["state"].values()))
+    metrics = run(fast_cfg("method.steps=1", "optimizer=lbfgs_torch"), tmp_path / "lbfgs")
+    state = torch.load(metrics["checkpoint"], map_location="cpu", weights_only=True)["optimizer_states"][0]
+    assert state["param_groups"][0]["history_size"] == 20  # torch's L-BFGS, as configured
