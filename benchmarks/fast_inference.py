@@ -187,7 +187,7 @@ def stylizer_of(net: torch.nn.Module) -> Stylize:
     return stylize
 
 
-def tiling_section(specs: list[str], size: int, tile: int) -> None:
+def tiling_section(specs: list[str], photo: str, size: int, tile: int) -> None:
     """Peak RSS of `stylefw method=fast mode=stylize` on a size x size photo, whole (tile >= size) and tiled;
     then how far tiled output is from whole-image output, by where the instance-norm statistics come from."""
     from stylefw.plugins.methods.fast.checkpoint import load_net
@@ -196,7 +196,7 @@ def tiling_section(specs: list[str], size: int, tile: int) -> None:
     for spec in specs:
         name, checkpoint = spec.split("=", 1)
         for label, chosen_tile in (("whole", size), (f"tiles of {tile}", tile)):
-            megabytes, seconds = stylize_process(checkpoint, size, chosen_tile)
+            megabytes, seconds = stylize_process(checkpoint, photo, size, chosen_tile)
             rows.append([name, label, f"{seconds:.1f}", f"{megabytes:.0f}"])
         fidelity.append([name, *(f"{error:.4f}" for error in tiling_errors(load_net(Path(checkpoint))[0]))])
     print(f"\nTiling: a {size}x{size} photo stylized by `stylefw method=fast mode=stylize` (whole process)\n")
@@ -228,9 +228,8 @@ def tiling_errors(net: torch.nn.Module, size: int = 768, tile: int = 256, overla
     return [(result - whole).abs().mean().item() for result in results]
 
 
-def stylize_process(checkpoint: str, size: int, tile: int) -> tuple[float, float]:
-    """(peak RSS in MiB, wall seconds) of one stylize run in a fresh process."""
-    photo = str(SHARED_DATA / "photos" / "eiffeltower.jpg")
+def stylize_process(checkpoint: str, photo: str, size: int, tile: int) -> tuple[float, float]:
+    """(peak RSS in MiB, wall seconds) of one stylize run of `photo` in a fresh process."""
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "stylefw", "method=fast", "mode=stylize", f"checkpoint={checkpoint}",
                    f"content={photo}", f"size={size}", f"method.tile={tile}", "logger=none", "metrics=none",
@@ -264,7 +263,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.tiling:
-        tiling_section(args.checkpoint, 2048, 512)
+        tiling_section(args.checkpoint, args.photo, 2048, 512)
         return
     nets = load_nets(args.checkpoint)
     reference = lite_stylizer(args.style, args.threads)

@@ -15,7 +15,7 @@ Variants of the Gram head run side by side in one process:
 each with every L-BFGS history size of --history-sizes (optimizer.history_size) and every
 backbone layout of --layouts (backbone.channels_last: channels_last, stylefw's default, or nchw).
 --allocator kept (default) runs as every stylefw run does, its freed memory kept mapped
-(stylefw/allocator.py); --allocator glibc leaves the C library's own behaviour. One per process:
+(stylefw/runtime/resources.py); --allocator glibc leaves the C library's own behaviour. One per process:
 once set, glibc's adaptive thresholds cannot be restored. The floor runs on the same backbone
 and allocator as the step, so it follows both.
 

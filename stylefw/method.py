@@ -131,6 +131,11 @@ class RunContext:
         """Whether the method asked for the style images (a trained network at stylize time does not)."""
         return "styles" in self.__dict__
 
+    def restore_colors(self, image: torch.Tensor) -> torch.Tensor:
+        """A result of this context's method with the content's colours put back as ``preserve_color`` asks
+        (:meth:`CreativeControls.restore_colors`)."""
+        return self.controls.restore_colors(image, self.original_content, self.styles_loaded)
+
     @cached_property
     def content_mask(self) -> torch.Tensor | None:
         """The feathered ``content_mask`` at the content's size, 1x1xHxW in [0, 1] (1: stylize), or None."""
@@ -162,6 +167,9 @@ class RunContext:
     def optimizer(self) -> OptimizerFactory:
         """``optimizer(parameters) -> torch.optim.Optimizer`` from the `optimizer` group (its YAML sets
         ``_partial_: true``), tried once on a dummy parameter so a bad option fails before any work."""
+        if not self.cfg.optimizer.get("_partial_"):
+            raise StylefwError("the optimizer's config needs `_partial_: true`: the method builds the optimizer for "
+                               "its own parameters (see conf/optimizer/adam.yaml)")
         factory = build(self.cfg.optimizer, "optimizer")
         try:
             factory([torch.nn.Parameter(torch.zeros(1))])

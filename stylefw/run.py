@@ -51,6 +51,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     context = RunContext(cfg, output_dir, controls)
     method.check_resources(context)
     quality_metrics = build_quality_metrics(cfg.get("metrics"))
+    context.logger  # created before the work, so a logger that cannot start fails before anything is stylized
     started = time.perf_counter()
     status = "failed"
     try:
@@ -112,14 +113,14 @@ def stylize(method: Method, context: RunContext) -> RunResult:
     result = method.run(context)
     if not result.scored:
         return result
-    result.image = controls.restore_colors(result.image, context.original_content, context.styles_loaded)
+    result.image = context.restore_colors(result.image)
     if mask is None:
         return result
     outside = context.original_content
     if controls.mask_style is not None and result.status == "completed":
         rest_context = context.for_styles([controls.mask_style])
         rest = method.run(rest_context)
-        outside = controls.restore_colors(rest.image, context.original_content, rest_context.styles_loaded)
+        outside = rest_context.restore_colors(rest.image)
         merge_second_pass(result, rest)
     result.image = composite(result.image, outside, mask).clamp(0, 1)
     return result
@@ -127,7 +128,7 @@ def stylize(method: Method, context: RunContext) -> RunResult:
 
 def merge_second_pass(result: RunResult, rest: RunResult) -> None:
     """Record the mask_style pass in `result`; its interruption or failure becomes the run's."""
-    result.report["mask_style"] = {"loss": rest.losses, "steps": rest.steps, "status": rest.status}
+    result.report["mask_style"] = {"loss": rest.losses, "steps": rest.steps, "status": rest.status, **rest.report}
     result.steps += rest.steps
     if rest.status != "completed":
         result.status, result.error, result.failed_terms = rest.status, rest.error, rest.failed_terms

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
+from PIL import Image
 
 SCHEMA_NAME = "stylefw_schema"
-PILLOW_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 // 4 // 3
 
 
 # OmegaConf reads these annotations at runtime, so they stay in typing's spelling (no `int | None`).
 @dataclass
 class ObjectiveConfig:
-    """The number a sweep's job returns (Optuna minimises it); see stylefw.sweep.job.objective_value."""
+    """The number a sweep's job returns (Optuna minimises it); see stylefw.sweep.objective.objective_value."""
 
     metric: str = "quality.style_distance"  # a key of metrics.json, dotted
     content_distance_max: Optional[float] = None  # runs above it score penalty + the excess
@@ -30,7 +30,7 @@ class ObjectiveConfig:
 
 @dataclass
 class StylefwConfig:
-    # Config groups (plugins): each holds the chosen option's node; their own keys are checked when built.
+    # Config groups (plugins): each holds the chosen option's node, typed by the option's own schema.
     backbone: Any = None
     content_loss: Any = None
     loss: Any = None
@@ -52,12 +52,12 @@ class StylefwConfig:
     overwrite: bool = False
     verbose: bool = False
     debug: bool = False
-    max_image_pixels: Optional[int] = PILLOW_MAX_IMAGE_PIXELS
+    max_image_pixels: Optional[int] = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit
     mode: Optional[str] = None  # method=fast: train, stylize or export (null: the method's default)
     checkpoint: Optional[str] = None  # method=fast: a trained net's .ckpt or training run folder
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # what a sweep minimises
 
-    # Creative controls (stylefw/creative.py checks their ranges)
+    # Creative controls (stylefw/controls.py checks their ranges)
     style_weights: Optional[List[float]] = None  # one per style; null: equal
     style_scale: float = 1.0  # style images' longest side = size * style_scale
     preserve_color: Optional[str] = None  # null (off), luminance or histogram

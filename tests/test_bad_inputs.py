@@ -150,8 +150,9 @@ def test_run_too_big_for_memory_names_the_largest_size_that_fits(stylefw_cli, mo
 
 
 def test_memory_estimate_is_on_the_safe_side_of_measured_runs() -> None:
-    """Peak RSS measured for the default job (README, 512 px, 300 steps: 2.5 GB, of which ~0.8 GB is the process
-    before the check) and at 256 px, 120 steps (1.35 GB): the estimate must cover the growth, by at most 2x."""
+    """Peak RSS measured with torch's L-BFGS and its history of 100 at 512 px, 300 steps (2.5 GB, of which ~0.8 GB
+    is the process before the check) and at 256 px, 120 steps (1.35 GB): the estimate must cover the growth, by
+    at most 2x."""
     from stylefw.plugins.methods.pixel import PixelMethod
 
     torch_lbfgs = optimizing_with(torch.optim.LBFGS)  # those runs kept torch's default history of 100

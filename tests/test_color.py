@@ -1,4 +1,4 @@
-"""Colour control (stylefw/color.py): YIQ, luminance-only transfer, linear colour histogram matching."""
+"""Colour control (stylefw/image/color.py): YIQ, luminance-only transfer, linear colour histogram matching."""
 
 from __future__ import annotations
 

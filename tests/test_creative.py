@@ -131,14 +131,13 @@ def test_histogram_mode_without_style_images_matches_the_result(compose_cfg, tmp
     """A method that stylizes without loading the style (a trained net) gets its result's colours matched."""
     context = RunContext(compose_cfg("preserve_color=histogram"), tmp_path)
     result = torch.rand(1, 3, 32, 32) * 0.3 + torch.tensor([0.6, 0.1, 0.3]).view(1, 3, 1, 1)
-    finished = context.controls.restore_colors(result, context.original_content, context.styles_loaded)
+    finished = context.restore_colors(result)
     assert not context.styles_loaded
     mean, _ = color_statistics(finished, eps=0)
     content_mean, _ = color_statistics(context.original_content, eps=0)
     assert (mean - content_mean).abs().max() < 0.02
     context.styles  # once the method has used the (matched) styles, the result is left alone
-    assert torch.equal(context.controls.restore_colors(result, context.original_content, context.styles_loaded),
-                       result)
+    assert torch.equal(context.restore_colors(result), result)
 
 
 # --------------------------------------------------------------------------- masks

@@ -153,7 +153,7 @@ def test_blow_up_after_the_last_step_is_caught_too(compose_cfg, tmp_path: Path) 
 
 
 def test_a_signal_during_a_checkpoint_write_waits_for_the_write(tmp_path: Path) -> None:
-    """SIGTERM mid-save used to cut torch.save and fail the run; now the file is whole and the interrupt follows."""
+    """SIGTERM mid-save must not cut torch.save (a failed run): the file is written whole, then the interrupt follows."""
     import os
     import signal
 

@@ -23,3 +23,9 @@ def test_wheel_contains_configs_assets_and_plugins(tmp_path: Path) -> None:
     assert not any(name.startswith("plugins/") for name in names)  # no top-level `plugins` module
     assert "hydra_plugins/__init__.py" not in names  # a namespace package shared with every other Hydra plugin
     assert not any(name.startswith(("examples/", "stylefw/plugins/hydra_plugins")) for name in names)
+    # Every module in the wheel is one of the sources (a stale build/ folder would ship moved or deleted modules).
+    sources = {"stylefw/plugins/": "plugins/", "stylefw/conf/": "conf/", "hydra_plugins/": "plugins/hydra_plugins/",
+               "stylefw/": "stylefw/"}
+    for name in (name for name in names if name.endswith(".py")):
+        prefix = next(prefix for prefix in sources if name.startswith(prefix))
+        assert (ROOT / (sources[prefix] + name[len(prefix):])).is_file(), name

@@ -13,7 +13,8 @@ import yaml
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from stylefw.schema import PILLOW_MAX_IMAGE_PIXELS, StylefwConfig
+from stylefw.image.io import PILLOW_MAX_IMAGE_PIXELS
+from stylefw.schema import StylefwConfig
 
 CONF = Path(__file__).parent.parent / "conf"
 

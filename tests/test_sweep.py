@@ -19,7 +19,8 @@ from conftest import TINY
 from stylefw.errors import StylefwError
 from stylefw.runtime.resources import peak_memory_mb, reset_peak_memory
 from stylefw.sweep.summary import CONTACT_SHEET, MISSING_METRICS, SUMMARY_CSV, SUMMARY_JSON, SweepSummary, describe, summarize
-from stylefw.sweep.job import check_objective, job_threads, objective_value
+from stylefw.sweep.job import job_threads
+from stylefw.sweep.objective import check_objective, objective_value
 
 OBJECTIVE = {"metric": "quality.style_distance", "content_distance_max": 0.4, "penalty": 10.0}
 
@@ -195,7 +196,7 @@ def test_threads_per_job_share_the_cores_between_parallel_jobs(launcher: dict, c
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux only")
 def test_peak_memory_is_this_runs_not_the_processes() -> None:
-    # Earlier tests' garbage, collected mid-test, would lower the resident size under the block (a flake seen once).
+    # Earlier tests' garbage, collected mid-test, could lower the resident size under the block.
     gc.collect()
     gc.disable()
     try:

@@ -21,7 +21,6 @@ from stylefw.runtime.lightning import ImageLogger, StepProgressBar, fit, sigterm
 
 INIT_CHOICES = ("content", "content_in_style_colors", "noise", "style")
 SQRT2 = 2 ** 0.5
-MIN_SIDE = 16  # VGG halves the image 4 times before relu5_1
 
 # Peak-memory model, on the safe side of the measured peak RSS (docs/performance.md, "Memory"): activations and
 # their gradients per output pixel, plus one pair of image-sized float32 vectors (s, y) per optimizer history entry.
@@ -69,16 +68,17 @@ def check_scales(scales: int | Sequence[int] | None) -> int | tuple[int, ...]:
     return values
 
 
-def pass_shapes(full: Sequence[int], scales: int | Sequence[int],
-                style_shapes: Sequence[Sequence[int]] = ()) -> list[tuple[int, int]]:
+def pass_shapes(full: Sequence[int], scales: int | Sequence[int], style_shapes: Sequence[Sequence[int]] = (),
+                min_side: int = 16) -> list[tuple[int, int]]:
     """(height, width) of each pass, ending with the full size: with a count N, N passes √2 apart in side;
     with sizes, those below the full size's longest side. A coarse pass that would shrink the content or a
-    style (`style_shapes`) below the backbone's 16 px on a side is left out."""
+    style (`style_shapes`) below `min_side` px on a side (what the backbone's deepest layer needs,
+    :meth:`~stylefw.objective.objective.Objective.smallest_side`) is left out."""
     longest = max(full)
     sizes = [longest / SQRT2 ** k for k in range(scales - 1, 0, -1)] if isinstance(scales, int) else scales
     coarse = [scaled_shape(full, size / longest) for size in sizes if round(size) < longest]
     fits = [shape for shape in coarse
-            if min(shape) >= MIN_SIDE and all(min(scaled_shape(style, max(shape) / longest)) >= MIN_SIDE
+            if min(shape) >= min_side and all(min(scaled_shape(style, max(shape) / longest)) >= min_side
                                               for style in style_shapes)]
     return [*fits, (int(full[0]), int(full[1]))]
 
@@ -233,7 +233,8 @@ class PixelMethod(Method):
 
     def run(self, context: RunContext) -> RunResult:
         full_size = context.content.shape[-2:]
-        shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles])
+        shapes = pass_shapes(full_size, self.scales, [style.shape[-2:] for style in context.styles],
+                             context.objective.smallest_side())
         first = resize(context.content, shapes[0])  # every start, noise too, is made at the first pass's size
         image = initial_image(self.init, first, context.styles, context.style_weights)
         steps, result, finished = 0, None, -1

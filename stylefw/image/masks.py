@@ -22,8 +22,7 @@ from PIL import Image, ImageChops, ImageOps
 
 from stylefw.errors import StylefwError, warn
 from stylefw.image.filters import gaussian_blur, resize
-from stylefw.image.io import open_rgb, resolve_image_path, to_tensor
-from stylefw.schema import PILLOW_MAX_IMAGE_PIXELS
+from stylefw.image.io import PILLOW_MAX_IMAGE_PIXELS, open_rgb, resolve_image_path, to_tensor
 
 EMPTY_MASK_LEVEL = 0.5 / 255  # below half an 8-bit step everywhere: the mask selects nothing
 ASPECT_TOLERANCE = 0.02  # relative difference of aspect ratios beyond which a stretched mask is reported
@@ -66,10 +65,10 @@ def feather(mask: torch.Tensor, width: float) -> torch.Tensor:
     """`mask` (B×1×H×W) with its edges softened over about `width` pixels; 0 leaves it unchanged.
 
     The mask is blurred with a Gaussian of σ = width / 4, so a hard edge becomes a ramp that
-    goes from 2 % to 98 % over `width` pixels (±2σ). The image border is mirrored, so a region
-    touching the border stays fully selected there.
+    goes from 2 % to 98 % over `width` pixels (±2σ). The image border is extended by repeating its
+    edge, so a region touching the border stays fully selected there.
     """
-    return gaussian_blur(mask, width / 4).clamp(0, 1) if width > 0 else mask
+    return gaussian_blur(mask, width / 4, border="replicate").clamp(0, 1) if width > 0 else mask
 
 
 def composite(inside: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -40,20 +40,24 @@ def _move_without_replacing(temporary: str, path: Path) -> None:
 
 
 @contextmanager
-def atomic_write(path: Path | str, mode: str = "wb", *, replace: bool = True) -> Iterator[IO]:
-    """Open a temporary file next to `path`; on success it is renamed to `path`, on any error removed.
+def atomic_path(path: Path | str, *, replace: bool = True) -> Iterator[Path]:
+    """A temporary file's path next to `path`, for a writer that takes a file name; once the block has written
+    it, it is flushed to disk and renamed to `path`; on any error it is removed.
 
     With ``replace=False`` an existing `path` is never replaced: FileExistsError if the name is taken.
     """
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
     try:
         # mkstemp creates 0600 files; results should get the usual permissions, like any file the user writes.
         os.chmod(temporary, 0o666 & ~_UMASK)
-        with os.fdopen(handle, mode) as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
+        yield Path(temporary)
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
         if replace:
             os.replace(temporary, path)
         else:
@@ -62,13 +66,20 @@ def atomic_write(path: Path | str, mode: str = "wb", *, replace: bool = True) ->
         Path(temporary).unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_write(path: Path | str, mode: str = "wb", *, replace: bool = True) -> Iterator[IO]:
+    """A stream to a temporary file next to `path`: renamed to `path` once complete (:func:`atomic_path`)."""
+    with atomic_path(path, replace=replace) as temporary, open(temporary, mode) as stream:
+        yield stream
+
+
 def write_text(path: Path | str, text: str) -> None:
     with atomic_write(path, "w", replace=True) as stream:
         stream.write(text)
 
 
 def write_json(path: Path | str, data: Mapping[str, Any]) -> None:
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_png(image: Image.Image, path: Path | str, text: Mapping[str, str] | None = None,

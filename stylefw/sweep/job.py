@@ -1,15 +1,13 @@
 """One run as a job of a sweep (`stylefw -m ...`): what it does beyond a single run.
 
 - :func:`run_job`: the run with the job's torch threads set, a failure recorded as a row instead of
-  stopping the sweep, and the one number the job returns to the sweeper;
-- :func:`objective_value`: that number, read from the run's metrics under the ``objective`` config;
+  stopping the sweep, and the one number the job returns to the sweeper (stylefw.sweep.objective);
 - :func:`job_threads`: torch threads per job, so parallel jobs do not oversubscribe the CPU;
 - :func:`record_failed_job`: a job that raised still leaves a metrics.json (status ``failed``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import traceback
@@ -19,12 +17,11 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from stylefw.errors import StylefwError, check_number
+from stylefw.errors import StylefwError
 from stylefw.run import run
 from stylefw.runtime.files import write_json
 from stylefw.runtime.resources import peak_memory_mb
-
-CONTENT_DISTANCE = "quality.content_distance"
+from stylefw.sweep.objective import check_objective, objective_value
 
 
 def run_job(cfg: DictConfig, output_dir: Path, launcher: Mapping[str, Any] | None,
@@ -58,65 +55,6 @@ def searches_on_values(sweeper: Mapping[str, Any] | None) -> bool:
     """Whether the sweeper chooses its next trials from the values the jobs return: a search has a `direction`
     to optimise in (Optuna's), Hydra's basic sweeper only runs the grid it was given."""
     return bool(sweeper) and "direction" in sweeper
-
-
-# --------------------------------------------------------------------------- objective
-
-
-def lookup(metrics: Mapping[str, Any], dotted_key: str) -> Any:
-    """`metrics["quality"]["style_distance"]` for ``quality.style_distance``; None where a part is missing."""
-    value: Any = metrics
-    for part in dotted_key.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def objective_value(metrics: Mapping[str, Any], objective: Mapping[str, Any] | None) -> float | None:
-    """The number a sweep minimises for this run; None when the run has no such metric.
-
-    - a completed run within the limit: its ``objective.metric`` (e.g. ``quality.style_distance``);
-    - a completed run whose content distance is over ``objective.content_distance_max``:
-      ``penalty + (content_distance − content_distance_max)``, so it ranks after every run
-      within the limit (when ``penalty`` exceeds any value of the metric) and before a run
-      further over it;
-    - a failed or interrupted run, or a non-finite metric: ``2 × penalty``.
-
-    A penalty, not a failure, because Optuna's TPE sampler ignores failed trials and would keep
-    sampling a region where runs diverge, and Hydra's Optuna sweeper stops the whole study at the
-    first failure unless ``max_failure_rate`` allows it.
-    """
-    if not objective:
-        return None
-    penalty = float(objective.get("penalty", 10.0))
-    if metrics.get("status") != "completed":
-        return 2 * penalty
-    value = lookup(metrics, str(objective["metric"]))
-    if not isinstance(value, (int, float)):
-        return None
-    if not math.isfinite(value):
-        return 2 * penalty
-    limit = objective.get("content_distance_max")
-    distance = lookup(metrics, CONTENT_DISTANCE)
-    if limit is not None and isinstance(distance, (int, float)) and distance > limit:
-        return penalty + (distance - limit)
-    return float(value)
-
-
-def check_objective(cfg: DictConfig) -> None:
-    """Range checks of the ``objective`` keys, before any work."""
-    objective = cfg.get("objective")
-    if not objective:
-        return
-    if not str(objective.get("metric") or "").strip():
-        raise StylefwError("objective.metric is empty: name a key of metrics.json, e.g. quality.style_distance")
-    check_number("objective.penalty", objective.penalty, above=0, hint="above any value of the metric")
-    limit = check_number("objective.content_distance_max", objective.get("content_distance_max"), least=0,
-                         optional=True, hint="null: no limit")
-    if limit is not None and not (cfg.get("metrics") and "_target_" in cfg.metrics):
-        raise StylefwError("objective.content_distance_max needs the quality metrics: use metrics=default "
-                           "or objective.content_distance_max=null")
 
 
 # --------------------------------------------------------------------------- threads

@@ -9,7 +9,7 @@ memory, out of time) is a row with status ``missing``; nothing a job left, or fa
 leave, stops the summary.
 
 Columns: ``job``, ``status``, the swept parameters as written on the command line, the
-``objective`` (:func:`~stylefw.sweep.job.objective_value` of the job's metrics), every number of metrics.json under its dotted key (``quality.style_distance``,
+``objective`` (:func:`~stylefw.sweep.objective.objective_value` of the job's metrics), every number of metrics.json under its dotted key (``quality.style_distance``,
 ``loss.gram``, ``seconds``, ``peak_rss_mb``, ...), ``image``, ``error``, ``overrides``, ``folder``.
 """
 
@@ -33,7 +33,7 @@ from stylefw.errors import StylefwError
 from stylefw.image.io import resolve_image_path
 from stylefw.runtime.files import write_text
 from stylefw.sweep.contact_sheet import SheetRun, readable_value, write_contact_sheet
-from stylefw.sweep.job import objective_value
+from stylefw.sweep.objective import objective_value
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"

@@ -26,7 +26,7 @@ def searchpath_override(searchpath: Sequence[str]) -> str:
     return f"hydra.searchpath=[{','.join(quoted)}]"
 
 
-HIDDEN_GROUPS = ("hydra", "schema")  # Hydra's own options; the types of plugins' keys (schemas.py)
+HIDDEN_GROUPS = ("hydra", "schema")  # Hydra's own options; the types of plugins' keys (composition.py)
 
 
 def list_config_groups(loader: ConfigLoader, overrides: list[str], parent: str = "") -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 
 from stylefw.errors import StylefwError
 from stylefw.method import RunContext, RunResult
+from stylefw.runtime.files import atomic_path
 
 from .checkpoint import load_net, resolve_checkpoint
 from .stylize import style_reference
@@ -51,20 +51,16 @@ def export_onnx(net: torch.nn.Module, path: Path, example: torch.Tensor) -> Path
     """
     net = net.eval().cpu()
     height, width = (torch.export.Dim(name, min=MIN_SIDE) for name in ("height", "width"))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         # The exporter prints its progress and warns about internals; a run's console shows neither.
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with atomic_path(path) as temporary, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(net, (example.cpu(),), str(temporary), dynamo=True, external_data=False,
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_shapes={"image": {2: height, 3: width}})
-        os.replace(temporary, path)
     except Exception as error:
         raise StylefwError(f"the net could not be exported to ONNX ({' '.join(str(error).split())[:300]}): "
                            "a custom net plugin must be traceable by torch.export") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 
