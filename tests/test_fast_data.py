@@ -1,4 +1,5 @@
-"""The image-folder data module of method=fast: recursive, any Pillow format, bad files skipped, resumable order."""
+"""The image-folder data module of method=fast: recursive, any Pillow format, bad files skipped, resumable order,
+the same crops whether the photos are decoded for each sample or held decoded on the device."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import torch
 from PIL import Image
 
 from stylefw.errors import StylefwError, StylefwWarning
-from stylefw.plugins.data.image_folder import ImageFolderData, PhotoCrops, StepSampler, find_images
+from stylefw.image.io import find_images
+from stylefw.plugins.data.image_folder import ImageFolderData, PhotoCrops, StepSampler
 
 
 def write_photo(path: Path, size: tuple[int, int] = (48, 40), mode: str = "RGB", seed: int = 0) -> Path:
@@ -57,20 +59,21 @@ def test_finds_every_image_recursively(photo_folder: Path) -> None:
 
 
 def test_unreadable_files_are_skipped_with_a_warning_and_counted(photo_folder: Path) -> None:
-    data = ImageFolderData(str(photo_folder), crop=16, batch_size=2, val_count=2)
-    with pytest.warns(StylefwWarning, match="skipped: .*(empty|not an image)") as caught:
-        data.setup()
-    assert len(caught) == 2
-    assert data.summary() == {"train_photos": 4, "val_photos": 2, "skipped": 2}
-    batch = next(iter(data.train_dataloader()))
-    assert batch["image"].shape == (2, 3, 16, 16) and batch["image"].dtype == torch.float32
-    assert 0 <= float(batch["image"].min()) and float(batch["image"].max()) <= 1
+    for resident in (True, False):
+        data = ImageFolderData(str(photo_folder), crop=16, batch_size=2, val_count=2, resident=resident)
+        with pytest.warns(StylefwWarning, match="skipped: .*(empty|not an image)") as caught:
+            data.setup()
+        assert len(caught) == 2
+        assert data.summary() == {"train_photos": 4, "val_photos": 2, "skipped": 2}
+        images = data.images(next(iter(data.train_dataloader())))
+        assert images.shape == (2, 3, 16, 16) and images.dtype == torch.float32
+        assert 0 <= float(images.min()) and float(images.max()) <= 1
 
 
 def test_a_photo_that_fails_to_decode_is_replaced_and_counted(photo_folder: Path, tmp_path: Path) -> None:
     bad = write_photo(photo_folder / "z_truncated.jpg", size=(400, 300), seed=9)
     truncate(bad)  # the header is fine, so only decoding finds out
-    data = ImageFolderData(str(photo_folder), crop=16, batch_size=1, val_count=0)
+    data = ImageFolderData(str(photo_folder), crop=16, batch_size=1, val_count=0, resident=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data.setup()
@@ -131,3 +134,51 @@ def test_folder_without_images_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "readme.txt").write_text("no photos here")
     with pytest.raises(StylefwError, match="holds no image Pillow can read"):
         ImageFolderData(str(tmp_path)).setup()
+
+
+def test_a_photo_that_fails_to_decode_is_left_out_of_the_resident_set(photo_folder: Path) -> None:
+    bad = write_photo(photo_folder / "z_truncated.jpg", size=(400, 300), seed=9)
+    truncate(bad)
+    data = ImageFolderData(str(photo_folder), crop=16, batch_size=1, val_count=0)
+    with pytest.warns(StylefwWarning) as caught:
+        data.setup()
+    assert any("z_truncated.jpg" in str(warning.message) for warning in caught)
+    assert bad not in data.train_paths and data.summary() == {"train_photos": 6, "val_photos": 0, "skipped": 3}
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_resident_photos_give_the_file_loaders_crops(photo_folder: Path, flip: bool) -> None:
+    """Decoded once and cut on the device, or decoded for each sample: the same crops for a seed, step by step,
+    over more than one epoch (its own photo order)."""
+    sets = []
+    for resident in (True, False):
+        data = ImageFolderData(str(photo_folder), crop=16, longest_side=32, batch_size=2, val_count=1, seed=4,
+                               resident=resident, flip=flip)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data.setup()
+        sets.append(data)
+    batches = [[data.images(batch) for batch in [*data.train_dataloader(), *data.train_dataloader()]]
+               for data in sets]
+    resident_batches, file_batches = batches
+    assert len(resident_batches) == len(file_batches) == 4
+    for resident_images, file_images in zip(resident_batches, file_batches):
+        assert torch.equal(resident_images, file_images)
+    if flip:  # some crops are mirrored: the same window unflipped differs
+        unflipped = ImageFolderData(str(photo_folder), crop=16, longest_side=32, batch_size=2, val_count=1, seed=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            unflipped.setup()
+        plain = [unflipped.images(batch) for batch in unflipped.train_dataloader()]
+        assert any(not torch.equal(a, b) for a, b in zip(plain, resident_batches))
+
+
+def test_resident_photos_that_would_not_fit_are_refused(photo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stylefw.plugins.data.image_folder as image_folder
+
+    monkeypatch.setattr(image_folder, "available_memory_bytes", lambda device: 1000)
+    data = ImageFolderData(str(photo_folder), crop=16, val_count=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(StylefwError, match="decoded training photos take .* add data.resident=false"):
+            data.setup()

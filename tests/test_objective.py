@@ -97,3 +97,21 @@ def test_blend_weights_must_fit_the_images() -> None:
     objective = build()
     with pytest.raises(StylefwError, match="one non-negative weight per image"):
         objective.set_targets(weights={"style": [1.0]}, style=[torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)])
+
+
+def test_under_bf16_autocast_the_backbone_runs_low_and_the_terms_in_float32() -> None:
+    """bf16 training (trainer.precision=bf16-mixed): the convolutions in bf16, the loss heads in float32, and the
+    loss within a fraction of a percent of the float32 one."""
+    # The real weights: a random backbone's deep features are too small for a relative comparison.
+    objective = Objective(VGG(weights="caffe"), {"content": ContentLoss(layers=["relu4_2"]),
+                                                  "gram": GramLoss(1e4, layers=["relu1_1", "relu3_1"])})
+    content, style = torch.rand(2, 3, 48, 48), torch.rand(1, 3, 48, 48)
+    objective.set_targets(content=content, style=style)
+    image = torch.rand(2, 3, 48, 48)
+    full, full_parts = objective(image)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low, low_parts = objective(image)
+    assert low.dtype == torch.float32 and all(part.dtype == torch.float32 for part in low_parts.values())
+    for name in ("content", "gram"):
+        assert abs(low_parts[name].item() / full_parts[name].item() - 1) < 0.02, name
+        assert not torch.equal(low_parts[name], full_parts[name]), name  # the convolutions did run in bf16

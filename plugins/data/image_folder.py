@@ -4,66 +4,35 @@ The folder is searched recursively for every file Pillow can read (by its extens
 header); each photo is converted to 8-bit sRGB like every other stylefw input, resized so its
 longest side is the run's output size (so the net learns strokes at the scale it will paint
 them), and cropped. Files that cannot be read are skipped with a one-line warning and counted,
-never a crash.
-
-What a training step sees is a function of the step number alone (which photos, in which
-order, where each is cropped), so a run resumed from a checkpoint continues exactly where the
-killed one stopped, on one device or several.
+never a crash. By default the photos are decoded once and held on the training device
+(:mod:`.resident`); ``resident=false`` decodes each sample's photo when it is needed, for folders
+too large to hold. Either way a step sees the same crops (:mod:`.photos`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from stylefw.errors import StylefwError, check_whole_number, warn
-from stylefw.image.filters import INPUT_RESAMPLING, fit_longest_side
-from stylefw.image.io import find_images, open_rgb, planned_shape, to_tensor
+from stylefw.image.io import find_images, to_tensor
+from stylefw.runtime.resources import available_memory_bytes
+
+from .photos import StepSampler, crop_at, crop_window, decode_photo, epoch_order, readable_images
+from .resident import ResidentCrops, decode_all
 
 VALIDATION_SPLIT_SEED = 0  # the validation photos do not change with the run's seed
 
 
-def readable_images(paths: list[Path], max_pixels: int | None) -> tuple[list[Path], int]:
-    """The files whose header Pillow reads (no full decode), and how many were skipped, each with a warning."""
-    readable, skipped = [], 0
-    for path in paths:
-        try:
-            planned_shape(str(path), None, role="training photo", max_pixels=max_pixels)
-        except StylefwError as error:
-            warn(f"skipped: {error}")
-            skipped += 1
-            continue
-        readable.append(path)
-    return readable, skipped
-
-
 def load_photo(path: Path, longest_side: int | None, crop: int, max_pixels: int | None) -> torch.Tensor:
-    """A photo as 3×H×W in [0, 1]: longest side `longest_side`, but never a side shorter than `crop`."""
-    image = open_rgb(path, "training photo", max_pixels)
-    width, height = fit_longest_side(image.size, longest_side) if longest_side else image.size
-    grow = max(1.0, crop / min(width, height))
-    size = (max(crop, round(width * grow)), max(crop, round(height * grow)))
-    if size != image.size:
-        image = image.resize(size, INPUT_RESAMPLING, reducing_gap=2.0)
-    return to_tensor(image)[0]
-
-
-def crop_at(image: torch.Tensor, crop: int, rng: np.random.Generator | None) -> torch.Tensor:
-    """A crop×crop window of a 3×H×W image: at a random place drawn from `rng`, or centred when None."""
-    height, width = image.shape[-2:]
-    if rng is None:
-        top, left = (height - crop) // 2, (width - crop) // 2
-    else:
-        top, left = int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
-    return image[:, top:top + crop, left:left + crop]
+    """A photo as 3×H×W float in [0, 1], decoded as :func:`~.photos.decode_photo` decodes it."""
+    return to_tensor(decode_photo(path, longest_side, crop, max_pixels))[0]
 
 
 class PhotoCrops(Dataset):
@@ -75,9 +44,9 @@ class PhotoCrops(Dataset):
     """
 
     def __init__(self, paths: list[Path], crop: int, longest_side: int | None, samples_per_epoch: int, seed: int,
-                 max_pixels: int | None) -> None:
+                 max_pixels: int | None, flip: bool = False) -> None:
         self.paths, self.crop, self.longest_side = paths, crop, longest_side
-        self.samples_per_epoch, self.seed, self.max_pixels = samples_per_epoch, seed, max_pixels
+        self.samples_per_epoch, self.seed, self.max_pixels, self.flip = samples_per_epoch, seed, max_pixels, flip
         self.bad: set[int] = set()
         self._order: tuple[int, np.ndarray] | None = None
 
@@ -86,7 +55,7 @@ class PhotoCrops(Dataset):
 
     def order(self, epoch: int) -> np.ndarray:
         if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.paths)))
+            self._order = (epoch, epoch_order(self.seed, epoch, len(self.paths)))
         return self._order[1]
 
     def __getitem__(self, sample: int) -> dict[str, Any]:
@@ -102,36 +71,10 @@ class PhotoCrops(Dataset):
                 warn(f"skipped: {error}")
                 self.bad.add(index)
                 continue
-            rng = np.random.default_rng([self.seed, int(sample), 1])
-            return {"image": crop_at(photo, self.crop, rng).contiguous(), "photo": index}
+            window = crop_window(self.seed, sample, *photo.shape[-2:], self.crop, self.flip)
+            return {"image": crop_at(photo, self.crop, *window).contiguous(), "photo": index}
         raise StylefwError(f"none of the {len(self.paths)} training photos could be decoded: "
                            "point data.root at a folder of readable images")
-
-
-class StepSampler(Sampler[int]):
-    """This process's sample numbers for the steps left in the current epoch.
-
-    Step s of the run consumes samples ``s·B·W … (s+1)·B·W − 1`` (B: batch size per process,
-    W: processes), rank r the B of them at offset r·B. The first step is read from the
-    trainer when an epoch's iteration starts, so after a resume the epoch continues at the
-    restored step.
-    """
-
-    def __init__(self, steps_per_epoch: int, batch_size: int, rank: int, world_size: int,
-                 current_step: Callable[[], int]) -> None:
-        self.steps_per_epoch, self.batch_size = steps_per_epoch, batch_size
-        self.rank, self.world_size = rank, world_size
-        self.current_step = current_step
-
-    def __len__(self) -> int:
-        return self.steps_per_epoch * self.batch_size
-
-    def __iter__(self) -> Iterator[int]:
-        first = self.current_step()
-        end_of_epoch = (first // self.steps_per_epoch + 1) * self.steps_per_epoch
-        for step in range(first, end_of_epoch):
-            start = (step * self.world_size + self.rank) * self.batch_size
-            yield from range(start, start + self.batch_size)
 
 
 class ResumableLoader(DataLoader):
@@ -142,6 +85,19 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, str]) -> None:
         """Nothing to restore: :class:`StepSampler` reads the restored step itself."""
+
+
+class SampleNumbers(Dataset):
+    """Sample number j → j: what the loader hands a resident set, which cuts the crops on the device."""
+
+    def __init__(self, samples_per_epoch: int) -> None:
+        self.samples_per_epoch = samples_per_epoch
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __getitem__(self, sample: int) -> dict[str, int]:
+        return {"sample": int(sample)}
 
 
 class ImageFolderData(pl.LightningDataModule):
@@ -157,11 +113,14 @@ class ImageFolderData(pl.LightningDataModule):
         workers: DataLoader worker processes (0: load in the training process).
         seed: seed of the photo order and crop positions.
         max_pixels: larger files are skipped (decompression-bomb guard).
+        resident: decode the photos once and cut every crop on the training device (3 bytes a pixel
+            held there); false: decode each sample's photo when it is needed.
+        flip: mirror half of the crops left to right.
     """
 
     def __init__(self, root: str | None = None, crop: int = 256, longest_side: int | None = None,
                  batch_size: int = 4, val_count: int = 4, workers: int = 0, seed: int = 0,
-                 max_pixels: int | None = None) -> None:
+                 max_pixels: int | None = None, resident: bool = True, flip: bool = False) -> None:
         super().__init__()
         crop = check_whole_number("data.crop", crop, 16)
         batch_size = check_whole_number("data.batch_size", batch_size)
@@ -170,10 +129,12 @@ class ImageFolderData(pl.LightningDataModule):
         self.root = check_root(root)
         self.crop, self.longest_side, self.batch_size = crop, longest_side, batch_size
         self.val_count, self.workers, self.seed, self.max_pixels = val_count, workers, seed, max_pixels
+        self.resident, self.flip = bool(resident), bool(flip)
         self.train_paths: list[Path] = []
         self.val_images: torch.Tensor | None = None
         self.skipped = 0
-        self._train_set: PhotoCrops | None = None
+        self._train_set: PhotoCrops | ResidentCrops | None = None
+        self._photos: list[torch.Tensor] = []  # the decoded training photos, when resident
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_paths:
@@ -186,12 +147,17 @@ class ImageFolderData(pl.LightningDataModule):
         held_out = min(self.val_count, len(paths) // 2)
         self.train_paths = [paths[i] for i in sorted(split[held_out:])]
         self.val_images = self.load_validation([paths[i] for i in sorted(split[:held_out])])
+        if self.resident:
+            decoded, self._photos = decode_all(self.train_paths, self.longest_side, self.crop, self.max_pixels)
+            self.skipped += len(self.train_paths) - len(decoded)
+            self.train_paths = decoded
+            check_room(self._photos)
 
     def load_validation(self, paths: list[Path]) -> torch.Tensor | None:
         crops = []
         for path in paths:
             try:
-                crops.append(crop_at(load_photo(path, self.longest_side, self.crop, self.max_pixels), self.crop, None))
+                crops.append(crop_at(load_photo(path, self.longest_side, self.crop, self.max_pixels), self.crop))
             except StylefwError as error:
                 warn(f"skipped: {error}")
                 self.skipped += 1
@@ -204,12 +170,39 @@ class ImageFolderData(pl.LightningDataModule):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         steps = self.steps_per_epoch(world)
-        self._train_set = PhotoCrops(self.train_paths, self.crop, self.longest_side,
-                                     steps * self.batch_size * world, self.seed, self.max_pixels)
+        samples = steps * self.batch_size * world
+        if self.resident:
+            self._train_set = ResidentCrops(self._photos, self.crop, samples, self.seed, self.flip)
+            dataset: Dataset = SampleNumbers(samples)
+        else:
+            self._train_set = PhotoCrops(self.train_paths, self.crop, self.longest_side, samples, self.seed,
+                                         self.max_pixels, self.flip)
+            dataset = self._train_set
         sampler = StepSampler(steps, self.batch_size, rank, world,
                               lambda: trainer.global_step if trainer is not None else 0)
-        return ResumableLoader(self._train_set, batch_size=self.batch_size, sampler=sampler,
-                               num_workers=self.workers, persistent_workers=self.workers > 0)
+        return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler,
+                               num_workers=0 if self.resident else self.workers,
+                               persistent_workers=self.workers > 0 and not self.resident)
+
+    def on_before_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """A resident set's batch of sample numbers becomes its plan, worked out on the host."""
+        if "sample" in batch:
+            return {"plan": self._train_set.plan(batch["sample"].tolist())}
+        return batch
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """The plan's crops, cut on the device the batch went to."""
+        if "plan" in batch:
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            return {"image": self._train_set.images(batch["plan"], device)}
+        return batch
+
+    def images(self, batch: dict[str, Any], device: torch.device | str = "cpu") -> torch.Tensor:
+        """The image batch a loader batch stands for, outside a Trainer (tests, benchmarks)."""
+        batch = self.on_before_batch_transfer(batch, 0)
+        if "plan" in batch:
+            return self._train_set.images(batch["plan"], device)
+        return batch["image"]
 
     def val_dataloader(self) -> list[DataLoader]:
         if self.val_images is None:
@@ -218,9 +211,19 @@ class ImageFolderData(pl.LightningDataModule):
 
     def summary(self) -> dict[str, int]:
         """Counts for metrics.json: photos trained on, held out, skipped as unreadable."""
-        bad = len(self._train_set.bad) if self._train_set is not None else 0
+        bad = len(self._train_set.bad) if isinstance(self._train_set, PhotoCrops) else 0
         validation = 0 if self.val_images is None else len(self.val_images)
         return {"train_photos": len(self.train_paths) - bad, "val_photos": validation, "skipped": self.skipped + bad}
+
+
+def check_room(photos: list[torch.Tensor]) -> None:
+    """Refuse to hold the decoded photos when they would take more than half of the free memory."""
+    held = sum(photo.numel() for photo in photos)
+    free = available_memory_bytes("cpu")
+    if free is not None and held > free // 2:
+        raise StylefwError(f"the {len(photos)} decoded training photos take {held / 2**30:.1f} GiB, more than half "
+                           f"of the {free / 2**30:.1f} GiB free: add data.resident=false (decode each when needed) "
+                           "or data.longest_side=<fewer pixels>")
 
 
 def check_root(root: str | None) -> Path:

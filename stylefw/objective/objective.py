@@ -80,11 +80,18 @@ class Objective(nn.Module):
         runs the most recently built ready node first, computes each head's gradient only when the
         backward reaches its layer, instead of holding every head's activation-sized gradient from the
         start of the backward, which would be the peak of the step's memory (docs/performance.md, "Memory").
+
+        Under autocast (bf16 training) the backbone's convolutions run in the low precision and the
+        terms in float32: Gram matrices and histograms sum over every position of a layer, which bf16's
+        8-bit mantissa would round away.
         """
-        features = LazyFeatures(self.backbone.activations(image, self.layers), self.layers)
-        computed = {name: self.terms[name](features, image) for name in self.evaluation_order}
-        parts = {name: computed[name] for name in self.terms}
-        total = torch.stack(list(parts.values())).sum() if parts else image.new_zeros(())
+        device = image.device.type
+        low_precision = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        features = LazyFeatures(self.backbone.activations(image, self.layers), self.layers, device, low_precision)
+        with torch.autocast(device, enabled=False):
+            computed = {name: self.terms[name](features, image.float()) for name in self.evaluation_order}
+            parts = {name: computed[name] for name in self.terms}
+            total = torch.stack(list(parts.values())).sum() if parts else image.new_zeros((), dtype=torch.float32)
         return total, parts
 
     def smallest_side(self) -> int:
@@ -121,20 +128,24 @@ class Objective(nn.Module):
 
 
 class LazyFeatures(Mapping[str, torch.Tensor]):
-    """The activations a backbone pass yields, each computed on first read (see :meth:`Objective.forward`)."""
+    """The activations a backbone pass yields, each computed on first read (see :meth:`Objective.forward`), in
+    float32; with `low_precision` the layers run under autocast to that dtype (the terms' own code does not)."""
 
-    def __init__(self, activations: Iterator[tuple[str, torch.Tensor]], layers: Sequence[str]) -> None:
+    def __init__(self, activations: Iterator[tuple[str, torch.Tensor]], layers: Sequence[str], device: str = "cpu",
+                 low_precision: torch.dtype | None = None) -> None:
         self._activations = activations
         self._layers = tuple(layers)
+        self._device, self._low_precision = device, low_precision
         self._computed: dict[str, torch.Tensor] = {}
 
     def __getitem__(self, layer: str) -> torch.Tensor:
         while layer not in self._computed:
             try:
-                name, activation = next(self._activations)
+                with torch.autocast(self._device, dtype=self._low_precision, enabled=self._low_precision is not None):
+                    name, activation = next(self._activations)
             except StopIteration:
                 raise KeyError(layer) from None
-            self._computed[name] = activation
+            self._computed[name] = activation.float()
         return self._computed[layer]
 
     def __iter__(self) -> Iterator[str]:

@@ -126,6 +126,31 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, **fit_kwargs: Any) -> b
     return trainer.interrupted
 
 
+class StepTimer(pl.Callback):
+    """Training steps per second, timed from step `warmup` (after start-up, compilation and caches) to the end;
+    None when the run made no more steps than that. It waits for the device twice, not every step."""
+
+    def __init__(self, warmup: int = 10) -> None:
+        self.warmup = warmup
+        self._start: tuple[int, float] | None = None
+        self.steps_per_second: float | None = None
+
+    def _now(self, module: pl.LightningModule) -> float:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+        return time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self._start is None and trainer.global_step >= self.warmup:
+            self._start = (trainer.global_step, self._now(pl_module))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._start is not None and trainer.global_step > self._start[0]:
+            steps, started = trainer.global_step - self._start[0], self._start[1]
+            self.steps_per_second = round(steps / (self._now(pl_module) - started), 2)
+
+
 class StepProgressBar(pl.Callback):
     """One tqdm bar over optimisation steps showing the current loss and the ETA."""
 

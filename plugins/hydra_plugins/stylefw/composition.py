@@ -170,6 +170,8 @@ class ImageFolder(Plugin):
     batch_size: int = MISSING
     val_count: int = MISSING
     workers: int = MISSING
+    resident: bool = MISSING
+    flip: bool = MISSING
 
 
 @dataclass

@@ -19,7 +19,7 @@ from stylefw.image.grid import grid
 from stylefw.image.io import resolve_image_path, to_pil
 from stylefw.method import OptimizerFactory, RunContext, RunResult
 from stylefw.objective.objective import Objective
-from stylefw.runtime.lightning import StepProgressBar, fit, log_image
+from stylefw.runtime.lightning import StepProgressBar, StepTimer, fit, log_image
 
 from .checkpoint import (CHECKPOINT_FILE, CHECKPOINT_KEY, AtomicCheckpointIO, InterruptCheckpoint, load_net,
                          read_checkpoint, resolve_checkpoint)
@@ -91,15 +91,19 @@ class FastStyleTraining(pl.LightningModule):
         optimizer: builds the optimizer for the net's parameters (the `optimizer` group's).
         checkpoint_info: stored in every checkpoint under ``"stylefw"``: at least ``net``, the
             net's config (with ``_target_``), which is what stylizing rebuilds the net from.
+        check_every: the loss is checked for NaN or infinity (and the weights that gave a finite one
+            remembered) every this many steps: each check waits for the device, so not every step.
     """
 
     def __init__(self, net: torch.nn.Module, criterion: Criterion, optimizer: OptimizerFactory,
-                 checkpoint_info: dict[str, Any]) -> None:
+                 checkpoint_info: dict[str, Any], check_every: int = 1) -> None:
         super().__init__()
         self.net = net
         object.__setattr__(self, "criterion", criterion)  # not a child: no backbone weights in checkpoints
         self.optimizer_factory = optimizer
         self.checkpoint_info = checkpoint_info
+        self.check_every = check_every
+        self.last_parts: dict[str, torch.Tensor] = {}
         self.last_good: dict[str, torch.Tensor] = {}
         self.validation_sample: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -119,7 +123,9 @@ class FastStyleTraining(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         photos = batch["image"]
         _, total, parts = self.evaluate(photos)
-        self.keep_if_finite(parts)
+        self.last_parts = {name: value.detach() for name, value in parts.items()}
+        if self.trainer.global_step % self.check_every == 0:
+            self.keep_if_finite(parts)
         self.log_dict({f"loss/{name}": value.detach() for name, value in parts.items()}, batch_size=len(photos))
         self.log("loss/total", total.detach(), batch_size=len(photos))
         return total
@@ -133,6 +139,10 @@ class FastStyleTraining(pl.LightningModule):
             return
         bad = [name for name, ok in zip(parts, finite.tolist()) if not ok]
         raise NonFiniteLossError(bad, self.trainer.global_step + 1, "NaN" if bool(values.isnan().any()) else "infinite")
+
+    def on_train_end(self) -> None:
+        if self.last_parts:  # the steps since the last check
+            self.keep_if_finite(self.last_parts)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         photos = batch["image"]
@@ -166,13 +176,14 @@ def train(context: RunContext, settings: TrainingSettings, tile: int, overlap: i
         raise StylefwError(f"preserve_color={context.controls.preserve_color} applies when stylizing: train "
                            "without it, then add it to the mode=stylize command")
     resume = resolve_checkpoint(cfg.checkpoint, "train") if cfg.get("checkpoint") else None
-    module = training_module(context, training_net_config(cfg, resume), settings.teacher)
+    module = training_module(context, training_net_config(cfg, resume), settings.teacher, settings.log_every)
     data = build(cfg.data, "data", longest_side=cfg.data.get("longest_side") or cfg.size, seed=cfg.seed,
                  max_pixels=cfg.max_image_pixels)
     last = context.output_dir / CHECKPOINT_FILE
+    timer = StepTimer()
     trainer = context.make_trainer(
         max_steps=settings.steps,
-        callbacks=[StepProgressBar("training"), periodic_checkpoints(last.parent, settings.checkpoint_every),
+        callbacks=[StepProgressBar("training"), timer, periodic_checkpoints(last.parent, settings.checkpoint_every),
                    InterruptCheckpoint(last)],
         log_every_n_steps=settings.log_every,
         plugins=[AtomicCheckpointIO()],
@@ -185,11 +196,13 @@ def train(context: RunContext, settings: TrainingSettings, tile: int, overlap: i
         trainer.save_checkpoint(last)
     if trainer.global_rank != 0:
         sys.exit(0)  # a worker process of multi-device training: rank 0 writes the outputs
-    report = {"checkpoint": str(last), "data": data.summary(), "processes": trainer.world_size}
+    report = {"checkpoint": str(last), "data": data.summary(), "processes": trainer.world_size,
+              "steps_per_second": timer.steps_per_second}
     return training_result(context, module, trainer.global_step, interrupted, failure, report, tile, overlap)
 
 
-def training_module(context: RunContext, net_config: dict[str, Any], teacher: str | None) -> FastStyleTraining:
+def training_module(context: RunContext, net_config: dict[str, Any], teacher: str | None,
+                    check_every: int = 1) -> FastStyleTraining:
     """The net to train and what it learns from: the run's loss terms and style, or `teacher`'s outputs."""
     style_paths = [resolve_image_path(spec, "style").resolve() for spec in context.controls.styles]
     style_name = "+".join(path.stem for path in style_paths)
@@ -203,7 +216,7 @@ def training_module(context: RunContext, net_config: dict[str, Any], teacher: st
                                f"'{style_name}': add style=<that image> (it names and scores the results)")
         criterion = TeacherCriterion(teacher_net)
         info.update(style=teacher_info["style"], style_path=teacher_info.get("style_path", ""), teacher=teacher)
-    return FastStyleTraining(build(net_config, "net"), criterion, context.optimizer, info)
+    return FastStyleTraining(build(net_config, "net"), criterion, context.optimizer, info, check_every)
 
 
 def space_validation(trainer: Any, data: Any, trainer_options: DictConfig, val_every: int) -> None:
